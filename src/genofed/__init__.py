@@ -1,0 +1,3 @@
+"""genofed: federated genomic data sharing."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The ``genofed`` command."""

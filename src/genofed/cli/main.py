@@ -1,0 +1,43 @@
+"""Entry point of the ``genofed`` command: one typer app with a sub-command per concept."""
+
+from __future__ import annotations
+
+import typer
+
+from genofed import __version__
+from genofed.cli import crypt4gh, db, node
+from genofed.cli.common import run_guarded
+
+app = typer.Typer(
+    name="genofed",
+    help="Federated genomic data sharing: national nodes, a federation hub, Crypt4GH archives.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(crypt4gh.app, name="crypt4gh")
+app.add_typer(node.app, name="node")
+app.add_typer(db.app, name="db")
+
+
+@app.command()
+def demo() -> None:
+    """Walk through what genofed does today, end to end, on a fresh temporary node."""
+    from genofed.cli.demo import run_demo
+
+    run_guarded(run_demo)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"genofed {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Federated genomic data sharing."""

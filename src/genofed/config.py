@@ -1,0 +1,130 @@
+"""One settings object per process: a TOML file plus ``GENOFED_*`` environment variables.
+
+Precedence, highest first: explicit arguments, environment variables (nested fields use a double
+underscore, e.g. ``GENOFED_ARCHIVE__BUCKET``), the TOML file, the defaults. The TOML file is the one
+named by ``GENOFED_CONFIG``, else ``genofed.toml`` in the current directory when it exists.
+Relative paths in the file are taken relative to the file's folder, so a node directory can move.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_FILE_NAME = "genofed.toml"
+CONFIG_ENV_VAR = "GENOFED_CONFIG"
+
+
+class StorageSettings(BaseModel):
+    """Where one object store lives: a local folder (default) or an S3-compatible bucket."""
+
+    backend: Literal["local", "s3"] = "local"
+    path: Path = Path("storage")  # local backend: the root folder
+    bucket: str = ""  # s3 backend
+    prefix: str = ""  # s3 backend: key prefix inside the bucket
+    endpoint_url: str | None = None  # Ceph, MinIO or any S3-compatible server; None means AWS
+    region: str = "us-east-1"
+    access_key: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    multipart_chunk_size: int = 64 * 1024 * 1024
+
+
+class Crypt4GHSettings(BaseModel):
+    """The node's Crypt4GH key pair. The passphrase comes from the environment, never the file."""
+
+    secret_key: Path = Path("keys/node.sec")
+    public_key: Path = Path("keys/node.pub")
+    passphrase: SecretStr | None = None
+
+
+class Settings(BaseSettings):
+    """Configuration of one genofed process (a node, the hub, a worker or the CLI)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GENOFED_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    home: Path = Path(".")  # the node directory; relative paths below are resolved against it
+    node_name: str = "genofed-node"
+    country: str = "XX"  # ISO 3166-1 alpha-2 code of the node's country
+    database_url: str = ""  # empty means SQLite at <home>/genofed.db
+    crypt4gh: Crypt4GHSettings = Crypt4GHSettings()
+    inbox: StorageSettings = StorageSettings(path=Path("storage/inbox"))
+    archive: StorageSettings = StorageSettings(path=Path("storage/archive"))
+    backup: StorageSettings = StorageSettings(path=Path("storage/backup"))
+
+    @model_validator(mode="after")
+    def _resolve_paths(self) -> Settings:
+        self.home = self.home.expanduser().resolve()
+        for store in (self.inbox, self.archive, self.backup):
+            store.path = self._under_home(store.path)
+        self.crypt4gh.secret_key = self._under_home(self.crypt4gh.secret_key)
+        self.crypt4gh.public_key = self._under_home(self.crypt4gh.public_key)
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.home / 'genofed.db'}"
+        return self
+
+    def _under_home(self, path: Path) -> Path:
+        path = path.expanduser()
+        return path if path.is_absolute() else self.home / path
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = _config_file()
+        if config_file is not None:
+            sources.append(_TomlWithHome(settings_cls, config_file))
+        return tuple(sources)
+
+
+class _TomlWithHome(TomlConfigSettingsSource):
+    """A TOML source whose ``home`` defaults to the folder that holds the file."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        super().__init__(settings_cls, toml_file=path)
+        self._folder = path.resolve().parent
+
+    def __call__(self) -> dict[str, Any]:
+        data = super().__call__()
+        home = Path(data.get("home", "."))
+        data["home"] = home if home.is_absolute() else self._folder / home
+        return data
+
+
+def _config_file() -> Path | None:
+    named = os.environ.get(CONFIG_ENV_VAR)
+    if named:
+        path = Path(named).expanduser()
+        if path.is_dir():
+            path = path / CONFIG_FILE_NAME
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{CONFIG_ENV_VAR}={named} names no configuration file; "
+                f"create one with 'genofed node init DIR' or unset {CONFIG_ENV_VAR}"
+            )
+        return path
+    local = Path(CONFIG_FILE_NAME)
+    return local if local.is_file() else None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings for this process (see the module docstring for the order)."""
+    return Settings(**overrides)
