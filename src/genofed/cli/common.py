@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
+import io
+import os
+import stat
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import BinaryIO, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from genofed.errors import GenofedError
 
@@ -28,3 +40,37 @@ def run_guarded(action: Callable[[], T]) -> T:
         return action()
     except GenofedError as error:
         raise fail(str(error)) from None
+
+
+# Below this size a progress bar would only flicker.
+PROGRESS_MIN_BYTES = 16 * 1024 * 1024
+
+
+@contextmanager
+def transfer_progress(source: BinaryIO, description: str) -> Iterator[Callable[[int], None] | None]:
+    """A byte-counting progress bar on stderr, when stderr is a terminal and the work is large.
+
+    Yields the callback to give the number of bytes just processed, or None when no bar is shown.
+    """
+    total = _regular_file_size(source)
+    if not err_console.is_terminal or (total is not None and total < PROGRESS_MIN_BYTES):
+        yield None
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+def _regular_file_size(source: BinaryIO) -> int | None:
+    try:
+        info = os.fstat(source.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
