@@ -9,6 +9,7 @@ Relative paths in the file are taken relative to the file's folder, so a node di
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,11 +40,16 @@ class StorageSettings(BaseModel):
 
 
 class Crypt4GHSettings(BaseModel):
-    """The node's Crypt4GH key pair. The passphrase comes from the environment, never the file."""
+    """The node's Crypt4GH key pair.
+
+    The private key's passphrase comes from ``GENOFED_CRYPT4GH__PASSPHRASE`` or from a file
+    readable by the node's user only (a mounted secret), never from the TOML file itself.
+    """
 
     secret_key: Path = Path("keys/node.sec")
     public_key: Path = Path("keys/node.pub")
     passphrase: SecretStr | None = None
+    passphrase_file: Path | None = None
 
 
 class Settings(BaseSettings):
@@ -71,6 +77,8 @@ class Settings(BaseSettings):
             store.path = self._under_home(store.path)
         self.crypt4gh.secret_key = self._under_home(self.crypt4gh.secret_key)
         self.crypt4gh.public_key = self._under_home(self.crypt4gh.public_key)
+        if self.crypt4gh.passphrase_file is not None:
+            self.crypt4gh.passphrase_file = self._under_home(self.crypt4gh.passphrase_file)
         if not self.database_url:
             self.database_url = f"sqlite:///{self.home / 'genofed.db'}"
         return self
@@ -109,7 +117,16 @@ class _TomlWithHome(TomlConfigSettingsSource):
         return data
 
 
+# Set while load_settings() reads an explicitly named file; sources are built by a classmethod.
+_explicit_file: ContextVar[Path | None] = ContextVar("genofed_config_file", default=None)
+
+
 def _config_file() -> Path | None:
+    explicit = _explicit_file.get()
+    if explicit is not None:
+        if not explicit.is_file():
+            raise FileNotFoundError(f"configuration file {explicit} does not exist")
+        return explicit
     named = os.environ.get(CONFIG_ENV_VAR)
     if named:
         path = Path(named).expanduser()
@@ -125,6 +142,15 @@ def _config_file() -> Path | None:
     return local if local.is_file() else None
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Read the settings for this process (see the module docstring for the order)."""
-    return Settings(**overrides)
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read the settings for this process (see the module docstring for the order).
+
+    ``config_file`` names the TOML file (or the node directory holding it) explicitly.
+    """
+    if config_file is not None and config_file.is_dir():
+        config_file = config_file / CONFIG_FILE_NAME
+    token = _explicit_file.set(config_file)
+    try:
+        return Settings(**overrides)
+    finally:
+        _explicit_file.reset(token)

@@ -1,0 +1,1 @@
+"""A national node: its directory, keys and (later) its services."""
