@@ -25,7 +25,7 @@ from genofed.errors import GenofedError
 T = TypeVar("T")
 
 # Data goes to stdout; messages, progress and errors go to stderr.
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from genofed import __version__
@@ -21,11 +23,16 @@ app.add_typer(db.app, name="db")
 
 
 @app.command()
-def demo() -> None:
-    """Walk through what genofed does today, end to end, on a fresh temporary node."""
+def demo(
+    workdir: Path = typer.Option(
+        Path("demo-output"), help="Folder for the demo's node and files; emptied first."
+    ),
+    size_mib: int = typer.Option(64, min=1, help="Size of the synthetic VCF, in MiB."),
+) -> None:
+    """Walk through what genofed does today, end to end, on a fresh node."""
     from genofed.cli.demo import run_demo
 
-    run_guarded(run_demo)
+    run_guarded(lambda: run_demo(workdir, size_mib))
 
 
 def _version(value: bool) -> None:

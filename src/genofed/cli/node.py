@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from genofed.cli.common import err_console, run_guarded
-from genofed.node.directory import NodeDirectory, init_node
+
+if TYPE_CHECKING:  # the CLI imports the database layer only for commands that use it
+    from genofed.node.directory import NodeDirectory
 
 app = typer.Typer(help="A national node: create its directory, run it.", no_args_is_help=True)
 
@@ -25,6 +28,8 @@ def init(
     ),
 ) -> None:
     """Write a ready node directory: configuration, Crypt4GH key pair, database, storage."""
+    from genofed.node.directory import init_node
+
     passphrase = _ask_twice() if ask_passphrase else None
     made = run_guarded(lambda: init_node(folder, name=name, country=country, passphrase=passphrase))
     _report(made)

@@ -1,0 +1,42 @@
+"""`genofed demo` (what `make demo` runs) must complete on a fresh machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from genofed import db
+from genofed.cli.main import app
+from genofed.config import load_settings
+
+
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", "--workdir", str(workdir), "--size-mib", "2"])
+    assert result.exit_code == 0, result.output
+    assert "demo complete" in result.output
+    assert "DIFFERENT" not in result.output
+
+    settings = load_settings(workdir / "node-BE")
+    engine = db.make_engine(settings.database_url)
+    with db.session_scope(engine) as session:
+        (record,) = session.query(db.ArchiveFile).all()
+        assert record.state == db.FileState.VERIFIED
+        assert [event.state for event in record.events] == [
+            db.FileState.UPLOADED,
+            db.FileState.ARCHIVED,
+            db.FileState.VERIFIED,
+        ]
+        assert record.header is not None and record.header.startswith(b"crypt4gh")
+        body = settings.archive.path / str(record.archive_path)
+    # the archive holds only ciphertext: no VCF text in the body
+    assert b"#CHROM" not in body.read_bytes()
+    assert b"#CHROM" in (workdir / "people" / "cohort.vcf").read_bytes()
+
+
+def test_demo_starts_afresh(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+    for _ in range(2):
+        result = CliRunner().invoke(app, ["demo", "--workdir", str(workdir), "--size-mib", "1"])
+        assert result.exit_code == 0, result.output
