@@ -1,4 +1,63 @@
-"""`genofed db`: see genofed.db."""
+"""`genofed db`: apply the schema migrations and show where a database stands (see genofed.db)."""
+
+from __future__ import annotations
+
 import typer
 
-app = typer.Typer(help="Database schema: apply migrations, show the current revision.", no_args_is_help=True)
+from genofed.cli.common import err_console, run_guarded
+from genofed.config import load_settings
+from genofed.db import migrate
+from genofed.db.engine import render_url
+
+app = typer.Typer(
+    help="Database schema: apply migrations, show the current revision.",
+    no_args_is_help=True,
+)
+
+
+@app.command()
+def upgrade(
+    revision: str = typer.Option(
+        "head",
+        "--revision",
+        "-r",
+        help="Revision to migrate to; 'head' is the newest this genofed ships.",
+    ),
+) -> None:
+    """Migrate the database in database_url (GENOFED_DATABASE_URL) to this genofed's schema.
+
+    Safe on every deployment: an up-to-date database is left alone, concurrent runs queue.
+
+    A failed run changes nothing. Prints the revision before and after the upgrade.
+    """
+    run_guarded(lambda: _upgrade(revision))
+
+
+def _upgrade(revision: str) -> None:
+    url = load_settings().database_url
+    before, after = migrate.upgrade(url, revision)
+    where = render_url(url)
+    if before == after:
+        _say(f"database {where} is already at {after}, nothing to do")
+    else:
+        _say(f"upgraded database {where}: {before or 'none'} → {after}")
+
+
+@app.command()
+def current() -> None:
+    """Print the schema revision of the database in database_url ('none' when empty).
+
+    The revision goes to stdout; whether this genofed can use it goes to stderr.
+    """
+    run_guarded(_current)
+
+
+def _current() -> None:
+    status = migrate.schema_status(load_settings().database_url)
+    typer.echo(status.current or "none")
+    problem = status.problem()
+    _say(f"database {status.database} is up to date" if problem is None else str(problem))
+
+
+def _say(message: str) -> None:
+    err_console.print(message, markup=False, highlight=False, soft_wrap=True)

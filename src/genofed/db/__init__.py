@@ -1,0 +1,48 @@
+"""genofed's database: SQLite (WAL) by default, PostgreSQL at scale, Alembic migrations.
+
+Start-up of any process that uses the database::
+
+    engine = make_engine(settings.database_url)
+    check_schema(engine)  # refuses an old or newer schema
+    with session_scope(engine) as session:
+        ...
+"""
+
+from genofed.db.engine import (
+    make_engine,
+    make_migration_engine,
+    render_url,
+    session_factory,
+    session_scope,
+)
+from genofed.db.errors import DatabaseError, SchemaOutOfDate, SchemaTooNew
+from genofed.db.migrate import (
+    SchemaStatus,
+    check_schema,
+    current_revision,
+    head_revision,
+    schema_status,
+    upgrade,
+)
+from genofed.db.models import ArchiveFile, Base, FileEvent, FileState
+
+__all__ = [
+    "ArchiveFile",
+    "Base",
+    "DatabaseError",
+    "FileEvent",
+    "FileState",
+    "SchemaOutOfDate",
+    "SchemaStatus",
+    "SchemaTooNew",
+    "check_schema",
+    "current_revision",
+    "head_revision",
+    "make_engine",
+    "make_migration_engine",
+    "render_url",
+    "schema_status",
+    "session_factory",
+    "session_scope",
+    "upgrade",
+]
