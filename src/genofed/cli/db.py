@@ -5,9 +5,9 @@ from __future__ import annotations
 import typer
 
 from genofed.cli.common import err_console, run_guarded
-from genofed.config import load_settings
-from genofed.db import migrate
-from genofed.db.engine import render_url
+
+# The database layer (SQLAlchemy, Alembic) is imported inside the commands: other commands,
+# such as `genofed crypt4gh`, must start fast.
 
 app = typer.Typer(
     help="Database schema: apply migrations, show the current revision.",
@@ -34,6 +34,9 @@ def upgrade(
 
 
 def _upgrade(revision: str) -> None:
+    from genofed.config import load_settings
+    from genofed.db import migrate, render_url
+
     url = load_settings().database_url
     before, after = migrate.upgrade(url, revision)
     where = render_url(url)
@@ -53,6 +56,9 @@ def current() -> None:
 
 
 def _current() -> None:
+    from genofed.config import load_settings
+    from genofed.db import migrate
+
     status = migrate.schema_status(load_settings().database_url)
     typer.echo(status.current or "none")
     problem = status.problem()

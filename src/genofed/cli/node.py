@@ -44,10 +44,12 @@ def _ask_twice() -> str:
 
 
 def _report(made: NodeDirectory) -> None:
+    from genofed.db import render_url
+
     settings = made.settings
     err_console.print(f"[bold green]node directory ready:[/] {settings.home}")
     err_console.print(f"  configuration  {made.config_file}")
-    err_console.print(f"  database       {settings.database_url}")
+    err_console.print(f"  database       {render_url(settings.database_url)}")
     err_console.print(f"  node key       {settings.crypt4gh.public_key}")
     err_console.print(f"  fingerprint    {made.public_key_fingerprint}")
     for label, store in (
