@@ -114,26 +114,29 @@ def serialize(packets: Sequence[bytes]) -> bytes:
 
 
 def _read_exact(stream: BinaryIO, size: int, what: str) -> bytes:
-    data = stream.read(size)
-    if data is None or len(data) != size:
-        got = 0 if not data else len(data)
-        if what == "the header preamble" and got < len(MAGIC):
+    data = stream.read(size) or b""
+    if len(data) != size:
+        if what == "the header preamble" and not data.startswith(MAGIC):
             raise NotCrypt4GH(
-                f"input is too short to be a Crypt4GH file ({got} bytes): check the file"
+                f"input is not a Crypt4GH file ({len(data)} bytes, without the 'crypt4gh' "
+                "magic): check that you gave the right file"
             )
-        raise MalformedHeader(f"header is truncated in {what} ({got} of {size} bytes)")
+        raise MalformedHeader(f"header is truncated in {what} ({len(data)} of {size} bytes)")
     return data
 
 
 # -- packet encryption --------------------------------------------------------------------------
 
 
-def _packet_key(secret: bytes, peer_public: bytes, reader_pk: bytes, writer_pk: bytes) -> bytes:
+def _packet_key(
+    secret: bytes, peer_public: bytes, reader_pk: bytes, writer_pk: bytes
+) -> bytes | None:
+    """The packet key, or None for a low-order peer key (the shared secret would be zero)."""
     private = X25519PrivateKey.from_private_bytes(secret)
     try:
         shared = private.exchange(X25519PublicKey.from_public_bytes(peer_public))
-    except ValueError:  # low-order point: the shared secret would be all zeros
-        raise MalformedHeader("a header packet carries an invalid public key") from None
+    except ValueError:
+        return None
     return hashlib.blake2b(shared + reader_pk + writer_pk, digest_size=64).digest()[:KEY_SIZE]
 
 
@@ -141,17 +144,23 @@ def encrypt_packet(plaintext: bytes, writer_secret: bytes, recipient_public: byt
     """One header packet that ``recipient_public`` can open."""
     writer_public = public_key_of(writer_secret)
     key = _packet_key(writer_secret, recipient_public, recipient_public, writer_public)
+    if key is None:
+        raise MalformedHeader("the recipient public key is invalid (a low-order point)")
     nonce = os.urandom(12)
     sealed = ChaCha20Poly1305(key).encrypt(nonce, plaintext, None)
     return METHOD_X25519_CHACHA20_POLY1305.to_bytes(4, "little") + writer_public + nonce + sealed
 
 
 def decrypt_packet(packet: bytes, secret: bytes, reader_public: bytes) -> bytes | None:
-    """The packet's plaintext, or None when it is not for this key (or not a method we know)."""
+    """The packet's plaintext, or None when it is not for this key (or not one we can read)."""
+    if len(packet) < MIN_PACKET_SIZE - 4:
+        return None
     if int.from_bytes(packet[:4], "little") != METHOD_X25519_CHACHA20_POLY1305:
         return None
     writer_public, nonce, sealed = packet[4:36], packet[36:48], packet[48:]
     key = _packet_key(secret, writer_public, reader_public, writer_public)
+    if key is None:  # a hostile or broken packet: not for us, whoever it was meant for
+        return None
     try:
         return ChaCha20Poly1305(key).decrypt(nonce, sealed, None)
     except InvalidTag:

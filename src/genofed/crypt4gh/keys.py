@@ -124,7 +124,15 @@ def decode_private_key(data: bytes, passphrase: Passphrase, *, source: str = "ke
         raise WrongPassphrase(
             f"{source} is protected by a passphrase: give it at the prompt or in C4GH_PASSPHRASE"
         )
-    sealing_key = derive_key(kdf, secret.encode(), salt, rounds)
+    if len(material) < 12 + KEY_SIZE + 16:
+        raise InvalidKeyFile(f"{source} has damaged key material: regenerate or re-copy the key")
+    try:
+        sealing_key = derive_key(kdf, secret.encode(), salt, rounds)
+    except ValueError:  # e.g. zero rounds or an empty salt
+        raise InvalidKeyFile(
+            f"{source} has damaged KDF options ({kdf.decode(errors='replace')}, {rounds} rounds, "
+            f"{len(salt)}-byte salt): regenerate or re-copy the key"
+        ) from None
     try:
         plain = ChaCha20Poly1305(sealing_key).decrypt(material[:12], material[12:], None)
     except InvalidTag:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO, Protocol
 
 from cryptography.exceptions import InvalidTag
@@ -66,28 +66,35 @@ def encrypt_segments(
     """Encrypt everything ``src`` holds into ``dst``; returns the plaintext size."""
     aead = ChaCha20Poly1305(session_key)
     plain = memoryview(bytearray(SEGMENT_SIZE * BATCH_SEGMENTS))
-    sealed = memoryview(bytearray(CIPHER_SEGMENT_SIZE * BATCH_SEGMENTS))
+    buffers = [memoryview(bytearray(CIPHER_SEGMENT_SIZE * BATCH_SEGMENTS)) for _ in range(2)]
     total = 0
-    while n := _read_full(src, plain):
-        nonces = os.urandom(NONCE_SIZE * BATCH_SEGMENTS)
-
-        def seal(first: int, last: int, n: int = n, nonces: bytes = nonces) -> None:
-            for index in range(first, last):
-                chunk = plain[index * SEGMENT_SIZE : min((index + 1) * SEGMENT_SIZE, n)]
-                nonce = nonces[index * NONCE_SIZE : (index + 1) * NONCE_SIZE]
-                out = index * CIPHER_SEGMENT_SIZE
-                sealed[out : out + NONCE_SIZE] = nonce
-                body = sealed[out + NONCE_SIZE : out + NONCE_SIZE + len(chunk) + MAC_SIZE]
-                aead.encrypt_into(nonce, chunk, None, body)
-
-        _in_parallel(seal, -(-n // SEGMENT_SIZE))
-        dst.write(sealed[: cipher_size(n)])
-        total += n
-        if progress:
-            progress(n)
-        if n < len(plain):
-            break
+    with _WriteBehind(dst) as writer:
+        while n := _read_full(src, plain):
+            sealed = buffers[total // len(plain) % 2]  # the other one may still be being written
+            _seal_batch(aead, plain[:n], sealed)
+            writer.write(sealed[: cipher_size(n)])
+            total += n
+            if progress:
+                progress(n)
+            if n < len(plain):
+                break
     return total
+
+
+def _seal_batch(aead: ChaCha20Poly1305, plain: memoryview, sealed: memoryview) -> None:
+    n = len(plain)
+    nonces = os.urandom(NONCE_SIZE * -(-n // SEGMENT_SIZE))
+
+    def seal(first: int, last: int) -> None:
+        for index in range(first, last):
+            chunk = plain[index * SEGMENT_SIZE : min((index + 1) * SEGMENT_SIZE, n)]
+            nonce = nonces[index * NONCE_SIZE : (index + 1) * NONCE_SIZE]
+            out = index * CIPHER_SEGMENT_SIZE
+            sealed[out : out + NONCE_SIZE] = nonce
+            body = sealed[out + NONCE_SIZE : out + NONCE_SIZE + len(chunk) + MAC_SIZE]
+            aead.encrypt_into(nonce, chunk, None, body)
+
+    _in_parallel(seal, -(-n // SEGMENT_SIZE))
 
 
 # -- decryption ---------------------------------------------------------------------------------
@@ -113,7 +120,9 @@ class SegmentReader:
         self._body_start = src.tell() if self._seekable else 0
         self._next_index = 0  # index of the segment at the source's position
         self._sealed = memoryview(bytearray(CIPHER_SEGMENT_SIZE * BATCH_SEGMENTS))
-        self._plain = memoryview(bytearray(SEGMENT_SIZE * BATCH_SEGMENTS))
+        # Two plaintext buffers, alternating: the caller may still be writing the previous batch.
+        self._plains = [memoryview(bytearray(SEGMENT_SIZE * BATCH_SEGMENTS)) for _ in range(2)]
+        self._plain = self._plains[0]
         self._batch_first = 0
         self._batch_len = 0  # plaintext bytes in the current batch
 
@@ -132,6 +141,7 @@ class SegmentReader:
         if self._progress and sealed_len:
             self._progress(sealed_len)
         self._batch_first = index
+        self._plain = self._plains[1] if self._plain is self._plains[0] else self._plains[0]
         self._batch_len = self._decrypt_batch(index, sealed_len)
         self._next_index = index + -(-sealed_len // CIPHER_SEGMENT_SIZE)
         return index * SEGMENT_SIZE, self._plain[: self._batch_len]
@@ -189,6 +199,11 @@ class SegmentReader:
 
 def decrypt_extents(reader: SegmentReader, dst: Writable, extents: Sequence[Extent]) -> int:
     """Write the plaintext of each extent, in order; returns the bytes written."""
+    with _WriteBehind(dst) as writer:
+        return _write_extents(reader, writer, extents)
+
+
+def _write_extents(reader: SegmentReader, dst: Writable, extents: Sequence[Extent]) -> int:
     written = 0
     for start, end in extents:
         position = start
@@ -269,6 +284,38 @@ def _in_parallel(work: Callable[[int, int], None], count: int) -> None:
         work(0, middle)
     finally:
         other_half.result()
+
+
+class _WriteBehind:
+    """Hands each write to a helper thread, so the next batch is read and processed meanwhile.
+
+    At most one write is in flight: a caller that alternates two buffers may reuse a buffer as
+    soon as ``write`` returns for the batch after it. Leaving the block waits for the last write
+    and raises its error, if any.
+    """
+
+    _thread: ThreadPoolExecutor | None = None
+
+    def __init__(self, dst: Writable) -> None:
+        self._dst = dst
+        self._pending: Future[object] | None = None
+
+    def write(self, data: bytes | memoryview, /) -> None:
+        self.wait()
+        if _WriteBehind._thread is None:
+            _WriteBehind._thread = ThreadPoolExecutor(1, thread_name_prefix="crypt4gh-write")
+        self._pending = _WriteBehind._thread.submit(self._dst.write, data)
+
+    def wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def __enter__(self) -> _WriteBehind:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.wait()
 
 
 # -- stream helpers -----------------------------------------------------------------------------
