@@ -2,15 +2,22 @@
 
 An encrypted segment is nonce (12) + ciphertext + MAC (16), so a full one is 65,564 bytes and
 plaintext byte ``p`` lives in segment ``p // 65536``. That arithmetic is what makes ranges cheap:
-only the segments that hold the wanted bytes are read and decrypted. Work is done in batches of
-segments held in two reusable buffers, so memory stays constant whatever the file size.
+only the segments that hold the wanted bytes are read and decrypted.
+
+Work is done in batches of segments, in a pipeline: while the pool's threads encrypt or decrypt
+one batch (the cipher releases the GIL, so they use every core), the calling thread reads the
+next batch or writes the previous one. All reads and writes happen on the calling thread, in
+order. Two sets of reusable buffers alternate, so memory stays constant whatever the file size.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
 from typing import BinaryIO, Protocol
 
 from cryptography.exceptions import InvalidTag
@@ -65,46 +72,83 @@ def encrypt_segments(
 ) -> int:
     """Encrypt everything ``src`` holds into ``dst``; returns the plaintext size."""
     aead = ChaCha20Poly1305(session_key)
-    plain = memoryview(bytearray(SEGMENT_SIZE * BATCH_SEGMENTS))
-    buffers = [memoryview(bytearray(CIPHER_SEGMENT_SIZE * BATCH_SEGMENTS)) for _ in range(2)]
+    slots = [(_buffer(SEGMENT_SIZE), _buffer(CIPHER_SEGMENT_SIZE)) for _ in range(2)]
     total = 0
-    with _WriteBehind(dst) as writer:
-        while n := _read_full(src, plain):
-            sealed = buffers[total // len(plain) % 2]  # the other one may still be being written
-            _seal_batch(aead, plain[:n], sealed)
-            writer.write(sealed[: cipher_size(n)])
-            total += n
-            if progress:
-                progress(n)
-            if n < len(plain):
-                break
+    pending: tuple[_Job, memoryview] | None = None  # being sealed in the pool, written next
+    for turn in itertools.count():
+        plain, sealed = slots[turn % 2]
+        n = _read_full(src, plain)
+        started = _start_sealing(aead, plain[:n], sealed) if n else None
+        if pending is not None:
+            _finish(pending, dst)
+        pending = started
+        total += n
+        if progress and n:
+            progress(n)
+        if n < len(plain):
+            break
+    if pending is not None:
+        _finish(pending, dst)
     return total
 
 
-def _seal_batch(aead: ChaCha20Poly1305, plain: memoryview, sealed: memoryview) -> None:
+def _start_sealing(
+    aead: ChaCha20Poly1305, plain: memoryview, sealed: memoryview
+) -> tuple[_Job, memoryview]:
+    count = -(-len(plain) // SEGMENT_SIZE)
+    nonces = os.urandom(NONCE_SIZE * count)
+    job = _Job(partial(_seal, aead, plain, sealed, nonces), count)
+    return job, sealed[: cipher_size(len(plain))]
+
+
+def _seal(
+    aead: ChaCha20Poly1305,
+    plain: memoryview,
+    sealed: memoryview,
+    nonces: bytes,
+    first: int,
+    last: int,
+) -> None:
     n = len(plain)
-    nonces = os.urandom(NONCE_SIZE * -(-n // SEGMENT_SIZE))
+    for index in range(first, last):
+        chunk = plain[index * SEGMENT_SIZE : min((index + 1) * SEGMENT_SIZE, n)]
+        nonce = nonces[index * NONCE_SIZE : (index + 1) * NONCE_SIZE]
+        out = index * CIPHER_SEGMENT_SIZE
+        sealed[out : out + NONCE_SIZE] = nonce
+        body = sealed[out + NONCE_SIZE : out + NONCE_SIZE + len(chunk) + MAC_SIZE]
+        aead.encrypt_into(nonce, chunk, None, body)
 
-    def seal(first: int, last: int) -> None:
-        for index in range(first, last):
-            chunk = plain[index * SEGMENT_SIZE : min((index + 1) * SEGMENT_SIZE, n)]
-            nonce = nonces[index * NONCE_SIZE : (index + 1) * NONCE_SIZE]
-            out = index * CIPHER_SEGMENT_SIZE
-            sealed[out : out + NONCE_SIZE] = nonce
-            body = sealed[out + NONCE_SIZE : out + NONCE_SIZE + len(chunk) + MAC_SIZE]
-            aead.encrypt_into(nonce, chunk, None, body)
 
-    _in_parallel(seal, -(-n // SEGMENT_SIZE))
+def _finish(pending: tuple[_Job, memoryview], dst: Writable) -> None:
+    job, output = pending
+    job.wait()
+    dst.write(output)
 
 
 # -- decryption ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Batch:
+    """Segments ``[first, first + count)`` read into a slot, being or done being decrypted."""
+
+    first: int
+    count: int
+    plain_len: int
+    slot: int
+    job: _Job
+
+    def covers(self, index: int) -> bool:
+        return self.first <= index < self.first + self.count
 
 
 class SegmentReader:
     """Decrypts the data portion of ``src`` a batch of segments at a time, on demand.
 
     ``src`` must be positioned at the first segment. Seekable sources jump over segments that are
-    not wanted; others are read forward and the skipped bytes are discarded undecrypted.
+    not wanted; others are read forward and the skipped bytes are discarded undecrypted. After
+    each batch the next one is read and decrypted ahead, since reads are mostly sequential;
+    its errors surface only if it is asked for.
     """
 
     def __init__(
@@ -119,32 +163,49 @@ class SegmentReader:
         self._seekable = src.seekable()
         self._body_start = src.tell() if self._seekable else 0
         self._next_index = 0  # index of the segment at the source's position
-        self._sealed = memoryview(bytearray(CIPHER_SEGMENT_SIZE * BATCH_SEGMENTS))
-        # Two plaintext buffers, alternating: the caller may still be writing the previous batch.
-        self._plains = [memoryview(bytearray(SEGMENT_SIZE * BATCH_SEGMENTS)) for _ in range(2)]
-        self._plain = self._plains[0]
-        self._batch_first = 0
-        self._batch_len = 0  # plaintext bytes in the current batch
+        self._slots = [(_buffer(CIPHER_SEGMENT_SIZE), _buffer(SEGMENT_SIZE)) for _ in range(2)]
+        self._current: _Batch | None = None
+        self._ahead: _Batch | None = None
 
     def read_batch(self, index: int, stop: int | None = None) -> tuple[int, memoryview]:
         """Plaintext of segments ``index`` up to ``stop`` (or a batch); empty past the end.
 
         Returns the plaintext offset of the first byte and a view valid until the next call.
         """
-        if self._batch_first <= index and self._batch_len:
-            offset = (index - self._batch_first) * SEGMENT_SIZE
-            if offset < self._batch_len:
-                return index * SEGMENT_SIZE, self._plain[offset : self._batch_len]
+        current = self._current
+        if current is None or not current.covers(index):
+            current = self._take(index, stop)
+        offset = (index - current.first) * SEGMENT_SIZE
+        plain = self._slots[current.slot][1]
+        return index * SEGMENT_SIZE, plain[offset : current.plain_len]
+
+    def _take(self, index: int, stop: int | None) -> _Batch:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead.covers(index):
+            batch = ahead
+        else:
+            if ahead is not None:
+                ahead.job.wait_quietly()  # its slot is about to be reused
+            slot = 0 if self._current is None else 1 - self._current.slot
+            batch = self._load(index, stop, slot)
+        self._current = batch
+        batch.job.wait()
+        following = batch.first + batch.count
+        if batch.count == BATCH_SEGMENTS and (stop is None or following < stop):
+            self._ahead = self._load(following, stop, 1 - batch.slot)
+        return batch
+
+    def _load(self, index: int, stop: int | None, slot: int) -> _Batch:
         self._move_to(index)
         count = BATCH_SEGMENTS if stop is None else max(1, min(BATCH_SEGMENTS, stop - index))
-        sealed_len = _read_full(self._src, self._sealed[: count * CIPHER_SEGMENT_SIZE])
+        sealed, plain = self._slots[slot]
+        sealed_len = _read_full(self._src, sealed[: count * CIPHER_SEGMENT_SIZE])
         if self._progress and sealed_len:
             self._progress(sealed_len)
-        self._batch_first = index
-        self._plain = self._plains[1] if self._plain is self._plains[0] else self._plains[0]
-        self._batch_len = self._decrypt_batch(index, sealed_len)
-        self._next_index = index + -(-sealed_len // CIPHER_SEGMENT_SIZE)
-        return index * SEGMENT_SIZE, self._plain[: self._batch_len]
+        read = -(-sealed_len // CIPHER_SEGMENT_SIZE)
+        self._next_index = index + read
+        job = _Job(partial(self._open_segments, index, sealed[:sealed_len], plain), read)
+        return _Batch(index, read, sealed_len - read * (NONCE_SIZE + MAC_SIZE), slot, job)
 
     def _move_to(self, index: int) -> None:
         if index == self._next_index:
@@ -157,19 +218,15 @@ class SegmentReader:
             raise InvalidRange("cannot go back in a stream that is not seekable")
         self._next_index = index
 
-    def _decrypt_batch(self, first_index: int, sealed_len: int) -> int:
-        count = -(-sealed_len // CIPHER_SEGMENT_SIZE)
-
-        def open_segments(first: int, last: int) -> None:
-            for number in range(first, last):
-                begin = number * CIPHER_SEGMENT_SIZE
-                segment = self._sealed[begin : min(begin + CIPHER_SEGMENT_SIZE, sealed_len)]
-                out = number * SEGMENT_SIZE
-                size = len(segment) - NONCE_SIZE - MAC_SIZE
-                self._open(segment, self._plain[out : out + size], first_index + number)
-
-        _in_parallel(open_segments, count)
-        return sealed_len - count * (NONCE_SIZE + MAC_SIZE)
+    def _open_segments(
+        self, first_index: int, sealed: memoryview, plain: memoryview, first: int, last: int
+    ) -> None:
+        for number in range(first, last):
+            begin = number * CIPHER_SEGMENT_SIZE
+            segment = sealed[begin : begin + CIPHER_SEGMENT_SIZE]
+            out = number * SEGMENT_SIZE
+            size = len(segment) - NONCE_SIZE - MAC_SIZE
+            self._open(segment, plain[out : out + max(size, 0)], first_index + number)
 
     def _open(self, segment: memoryview, out: memoryview, index: int) -> None:
         if len(segment) <= NONCE_SIZE + MAC_SIZE:
@@ -199,11 +256,6 @@ class SegmentReader:
 
 def decrypt_extents(reader: SegmentReader, dst: Writable, extents: Sequence[Extent]) -> int:
     """Write the plaintext of each extent, in order; returns the bytes written."""
-    with _WriteBehind(dst) as writer:
-        return _write_extents(reader, writer, extents)
-
-
-def _write_extents(reader: SegmentReader, dst: Writable, extents: Sequence[Extent]) -> int:
     written = 0
     for start, end in extents:
         position = start
@@ -264,58 +316,54 @@ def select_range(extents: Sequence[Extent], start: int, end: int | None) -> list
 
 # -- parallelism --------------------------------------------------------------------------------
 
-# The cipher releases the GIL, so threads share the segments of a batch across cores.
 _WORKERS = min(2, os.cpu_count() or 1)
 _MIN_PARALLEL_SEGMENTS = 4
 _pool: ThreadPoolExecutor | None = None
 
 
-def _in_parallel(work: Callable[[int, int], None], count: int) -> None:
-    """Run ``work(first, last)`` over segments ``[0, count)``, split between the workers."""
-    global _pool
-    if _WORKERS < 2 or count < _MIN_PARALLEL_SEGMENTS:
-        work(0, count)
-        return
-    if _pool is None:
-        _pool = ThreadPoolExecutor(_WORKERS - 1, thread_name_prefix="crypt4gh")
-    middle = count // 2
-    other_half = _pool.submit(work, middle, count)
-    try:
-        work(0, middle)
-    finally:
-        other_half.result()
+class _Job:
+    """``work(first, last)`` over segments ``[0, count)``, split between the pool's threads.
 
-
-class _WriteBehind:
-    """Hands each write to a helper thread, so the next batch is read and processed meanwhile.
-
-    At most one write is in flight: a caller that alternates two buffers may reuse a buffer as
-    soon as ``write`` returns for the batch after it. Leaving the block waits for the last write
-    and raises its error, if any.
+    Small batches run at once on the caller's thread. Either way an error is kept and raised
+    by ``wait``, the first half's before the second's, so it names the earliest bad segment.
     """
 
-    _thread: ThreadPoolExecutor | None = None
-
-    def __init__(self, dst: Writable) -> None:
-        self._dst = dst
-        self._pending: Future[object] | None = None
-
-    def write(self, data: bytes | memoryview, /) -> None:
-        self.wait()
-        if _WriteBehind._thread is None:
-            _WriteBehind._thread = ThreadPoolExecutor(1, thread_name_prefix="crypt4gh-write")
-        self._pending = _WriteBehind._thread.submit(self._dst.write, data)
+    def __init__(self, work: Callable[[int, int], None], count: int) -> None:
+        self._futures: list[Future[None]] = []
+        self._error: BaseException | None = None
+        if _WORKERS < 2 or count < _MIN_PARALLEL_SEGMENTS:
+            try:
+                work(0, count)
+            except Exception as error:
+                self._error = error
+            return
+        middle = count // 2
+        self._futures = [
+            _executor().submit(work, 0, middle),
+            _executor().submit(work, middle, count),
+        ]
 
     def wait(self) -> None:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.result()
+        if self._error is not None:
+            raise self._error
+        for future in self._futures:
+            future.result()
 
-    def __enter__(self) -> _WriteBehind:
-        return self
+    def wait_quietly(self) -> None:
+        """Wait for the work to end, ignoring its errors (its result is not wanted)."""
+        for future in self._futures:
+            future.exception()
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.wait()
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="crypt4gh")
+    return _pool
+
+
+def _buffer(segment_size: int) -> memoryview:
+    return memoryview(bytearray(segment_size * BATCH_SEGMENTS))
 
 
 # -- stream helpers -----------------------------------------------------------------------------
