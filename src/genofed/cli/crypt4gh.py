@@ -176,6 +176,10 @@ def _passphrase_for(path: Path) -> Callable[[], str]:
 
 def _new_passphrase() -> str:
     if PASSPHRASE_ENV in os.environ:
+        if not os.environ[PASSPHRASE_ENV]:
+            raise WrongPassphrase(
+                f"{PASSPHRASE_ENV} is empty: give a passphrase, or --nocrypt for an unprotected key"
+            )
         return os.environ[PASSPHRASE_ENV]
     if not _has_terminal():
         raise WrongPassphrase(

@@ -251,7 +251,7 @@ def build_header(
     edit_list: Sequence[int] | None = None,
 ) -> bytes:
     """A serialized header giving each recipient the session key (and the edit list)."""
-    header = Header((session_key,), tuple(edit_list) if edit_list else None)
+    header = Header((session_key,), None if edit_list is None else tuple(edit_list))
     return reencrypt(header, recipients, writer_secret=writer_secret)
 
 

@@ -371,13 +371,25 @@ def _buffer(segment_size: int) -> memoryview:
 
 def _read_full(src: BinaryIO, buffer: memoryview) -> int:
     """Fill ``buffer`` from ``src`` unless the end comes first; returns the bytes read."""
+    readinto = getattr(src, "readinto", None) or _readinto_with_read(src)
     filled = 0
     while filled < len(buffer):
-        n = src.readinto(buffer[filled:])  # type: ignore[attr-defined]
+        n = readinto(buffer[filled:])
         if not n:
             break
         filled += n
     return filled
+
+
+def _readinto_with_read(src: BinaryIO) -> Callable[[memoryview], int]:
+    """``readinto`` for a source that only has ``read``."""
+
+    def readinto(buffer: memoryview) -> int:
+        data = src.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    return readinto
 
 
 def _discard(src: BinaryIO, size: int) -> None:
