@@ -12,12 +12,6 @@ interpreter start-up. Peak memory is each tool process's maximum resident set si
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# This file is named like the reference package: keep its folder out of the import path.
-sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).parent]
-
 import argparse
 import hashlib
 import io
@@ -25,10 +19,12 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
@@ -111,9 +107,12 @@ def time_in_process(action: Callable[[], object], repeat: int) -> float:
     return min(timings)
 
 
-def reference_library_runs(keys: dict[str, Path], plain: Path, enc: Path, repeat: int) -> tuple[
-    float, float
-]:
+def reference_library_runs(
+    keys: dict[str, Path], plain: Path, enc: Path, repeat: int
+) -> tuple[float, float]:
+    # This file is named like the reference package: keep its folder out of the import path.
+    here = Path(__file__).resolve().parent
+    sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != here]
     from crypt4gh import lib as reference_lib
     from crypt4gh.keys import get_private_key, get_public_key
 
@@ -132,9 +131,9 @@ def reference_library_runs(keys: dict[str, Path], plain: Path, enc: Path, repeat
     return time_in_process(encrypt, repeat), time_in_process(decrypt, repeat)
 
 
-def our_library_runs(keys: dict[str, Path], plain: Path, enc: Path, repeat: int) -> tuple[
-    float, float
-]:
+def our_library_runs(
+    keys: dict[str, Path], plain: Path, enc: Path, repeat: int
+) -> tuple[float, float]:
     secret = crypt4gh.load_private_key(keys["sec"], PASSPHRASE)
     public = crypt4gh.load_public_key(keys["pub"])
 
@@ -149,7 +148,9 @@ def our_library_runs(keys: dict[str, Path], plain: Path, enc: Path, repeat: int)
     return time_in_process(encrypt, repeat), time_in_process(decrypt, repeat)
 
 
-def header_reencryption_ms(keys: dict[str, Path], enc: Path, rounds: int = 2000) -> dict[str, float]:
+def header_reencryption_ms(
+    keys: dict[str, Path], enc: Path, rounds: int = 2000
+) -> dict[str, float]:
     """Time to re-seal a stored header for a new recipient; it never looks at the body."""
     secret = crypt4gh.load_private_key(keys["sec"], PASSPHRASE)
     requester = crypt4gh.generate_keypair().public
@@ -201,8 +202,9 @@ def report(work: Path, size: int, repeat: int) -> None:
     rows = []
     for sink_name, sink in (("/dev/null", Path(os.devnull)), ("file", out)):
         ours = measure([*OURS, *encrypt_args], plain, sink, repeat)
-        ref = measure([*REFERENCE, "encrypt", "--recipient_pk", str(keys["pub"])], plain, sink,
-                      repeat)
+        ref = measure(
+            [*REFERENCE, "encrypt", "--recipient_pk", str(keys["pub"])], plain, sink, repeat
+        )
         rows.append(("encrypt", sink_name, ours, ref))
     run_tool([*OURS, *encrypt_args], plain, ours_enc)
     run_tool([*REFERENCE, "encrypt", "--recipient_pk", str(keys["pub"])], plain, ref_enc)
@@ -221,8 +223,10 @@ def report(work: Path, size: int, repeat: int) -> None:
     print("check: each tool decrypted the other's file to the original bytes (sha256)")
 
     print()
-    print(f"{'command-line tools':<24}{'genofed':>14}{'reference':>14}{'ratio':>8}"
-          f"{'genofed RSS':>14}{'ref RSS':>10}")
+    print(
+        f"{'command-line tools':<24}{'genofed':>14}{'reference':>14}{'ratio':>8}"
+        f"{'genofed RSS':>14}{'ref RSS':>10}"
+    )
     for operation, sink_name, ours, ref in rows:
         print(
             f"{operation + ' → ' + sink_name:<24}{size / ours.seconds / 1e6:>9,.0f} MB/s"
