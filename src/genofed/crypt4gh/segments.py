@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import BinaryIO, Protocol
@@ -72,51 +73,37 @@ def encrypt_segments(
 ) -> int:
     """Encrypt everything ``src`` holds into ``dst``; returns the plaintext size."""
     aead = ChaCha20Poly1305(session_key)
-    slots = [(_buffer(SEGMENT_SIZE), _buffer(CIPHER_SEGMENT_SIZE)) for _ in range(2)]
+    slots = (_Slot(), _Slot())
     total = 0
     pending: tuple[_Job, memoryview] | None = None  # being sealed in the pool, written next
     for turn in itertools.count():
-        plain, sealed = slots[turn % 2]
-        n = _read_full(src, plain)
-        started = _start_sealing(aead, plain[:n], sealed) if n else None
+        slot = slots[turn % 2]
+        n = _read_full(src, slot.plain)
+        started = _start_sealing(aead, slot, n) if n else None
         if pending is not None:
             _finish(pending, dst)
         pending = started
         total += n
         if progress and n:
             progress(n)
-        if n < len(plain):
+        if n < len(slot.plain):
             break
     if pending is not None:
         _finish(pending, dst)
     return total
 
 
-def _start_sealing(
-    aead: ChaCha20Poly1305, plain: memoryview, sealed: memoryview
-) -> tuple[_Job, memoryview]:
-    count = -(-len(plain) // SEGMENT_SIZE)
+def _start_sealing(aead: ChaCha20Poly1305, slot: _Slot, n: int) -> tuple[_Job, memoryview]:
+    count = -(-n // SEGMENT_SIZE)
     nonces = os.urandom(NONCE_SIZE * count)
-    job = _Job(partial(_seal, aead, plain, sealed, nonces), count)
-    return job, sealed[: cipher_size(len(plain))]
 
+    def seal(first: int, last: int) -> None:
+        for index in range(first, last):
+            plain, nonce, box = slot.parts(index, min(SEGMENT_SIZE, n - index * SEGMENT_SIZE))
+            nonce[:] = nonces[index * NONCE_SIZE : (index + 1) * NONCE_SIZE]
+            aead.encrypt_into(nonce, plain, None, box)
 
-def _seal(
-    aead: ChaCha20Poly1305,
-    plain: memoryview,
-    sealed: memoryview,
-    nonces: bytes,
-    first: int,
-    last: int,
-) -> None:
-    n = len(plain)
-    for index in range(first, last):
-        chunk = plain[index * SEGMENT_SIZE : min((index + 1) * SEGMENT_SIZE, n)]
-        nonce = nonces[index * NONCE_SIZE : (index + 1) * NONCE_SIZE]
-        out = index * CIPHER_SEGMENT_SIZE
-        sealed[out : out + NONCE_SIZE] = nonce
-        body = sealed[out + NONCE_SIZE : out + NONCE_SIZE + len(chunk) + MAC_SIZE]
-        aead.encrypt_into(nonce, chunk, None, body)
+    return _Job(seal, count), slot.sealed[: cipher_size(n)]
 
 
 def _finish(pending: tuple[_Job, memoryview], dst: Writable) -> None:
@@ -163,7 +150,7 @@ class SegmentReader:
         self._seekable = src.seekable()
         self._body_start = src.tell() if self._seekable else 0
         self._next_index = 0  # index of the segment at the source's position
-        self._slots = [(_buffer(CIPHER_SEGMENT_SIZE), _buffer(SEGMENT_SIZE)) for _ in range(2)]
+        self._slots = (_Slot(), _Slot())
         self._current: _Batch | None = None
         self._ahead: _Batch | None = None
 
@@ -176,7 +163,7 @@ class SegmentReader:
         if current is None or not current.covers(index):
             current = self._take(index, stop)
         offset = (index - current.first) * SEGMENT_SIZE
-        plain = self._slots[current.slot][1]
+        plain = self._slots[current.slot].plain
         return index * SEGMENT_SIZE, plain[offset : current.plain_len]
 
     def _take(self, index: int, stop: int | None) -> _Batch:
@@ -198,13 +185,13 @@ class SegmentReader:
     def _load(self, index: int, stop: int | None, slot: int) -> _Batch:
         self._move_to(index)
         count = BATCH_SEGMENTS if stop is None else max(1, min(BATCH_SEGMENTS, stop - index))
-        sealed, plain = self._slots[slot]
-        sealed_len = _read_full(self._src, sealed[: count * CIPHER_SEGMENT_SIZE])
+        buffers = self._slots[slot]
+        sealed_len = _read_full(self._src, buffers.sealed[: count * CIPHER_SEGMENT_SIZE])
         if self._progress and sealed_len:
             self._progress(sealed_len)
         read = -(-sealed_len // CIPHER_SEGMENT_SIZE)
         self._next_index = index + read
-        job = _Job(partial(self._open_segments, index, sealed[:sealed_len], plain), read)
+        job = _Job(partial(self._open_segments, index, buffers, sealed_len), read)
         return _Batch(index, read, sealed_len - read * (NONCE_SIZE + MAC_SIZE), slot, job)
 
     def _move_to(self, index: int) -> None:
@@ -219,34 +206,33 @@ class SegmentReader:
         self._next_index = index
 
     def _open_segments(
-        self, first_index: int, sealed: memoryview, plain: memoryview, first: int, last: int
+        self, first_index: int, slot: _Slot, sealed_len: int, first: int, last: int
     ) -> None:
         for number in range(first, last):
-            begin = number * CIPHER_SEGMENT_SIZE
-            segment = sealed[begin : begin + CIPHER_SEGMENT_SIZE]
-            out = number * SEGMENT_SIZE
-            size = len(segment) - NONCE_SIZE - MAC_SIZE
-            self._open(segment, plain[out : out + max(size, 0)], first_index + number)
+            length = min(CIPHER_SEGMENT_SIZE, sealed_len - number * CIPHER_SEGMENT_SIZE)
+            if length <= NONCE_SIZE + MAC_SIZE:
+                raise TruncatedData(
+                    f"the data ends inside segment {first_index + number} ({length} bytes, at "
+                    f"least {NONCE_SIZE + MAC_SIZE + 1} needed): the file is truncated; copy it "
+                    "again whole"
+                )
+            plain, nonce, box = slot.parts(number, length - NONCE_SIZE - MAC_SIZE)
+            self._open(nonce, box, plain, first_index + number)
 
-    def _open(self, segment: memoryview, out: memoryview, index: int) -> None:
-        if len(segment) <= NONCE_SIZE + MAC_SIZE:
-            raise TruncatedData(
-                f"the data ends inside segment {index} ({len(segment)} bytes of at least "
-                f"{NONCE_SIZE + MAC_SIZE + 1}): the file is truncated; copy it again whole"
-            )
-        nonce, sealed = segment[:NONCE_SIZE], segment[NONCE_SIZE:]
+    def _open(self, nonce: memoryview, box: memoryview, out: memoryview, index: int) -> None:
+        """Decrypt one segment with whichever session key opens it."""
         preferred = self._preferred
         for position in (preferred, *range(len(self._ciphers))):
             try:
-                self._ciphers[position].decrypt_into(nonce, sealed, None, out)
+                self._ciphers[position].decrypt_into(nonce, box, None, out)
             except InvalidTag:
                 continue
             self._preferred = position  # files usually use one key for a long run of segments
             return
-        if len(segment) < CIPHER_SEGMENT_SIZE:
+        if len(out) < SEGMENT_SIZE:
             raise SegmentAuthenticationFailed(
-                f"the last data segment ({index}, {len(segment)} bytes) fails authentication: "
-                "the file is truncated or corrupted; copy it again whole"
+                f"the last data segment ({index}, {len(out) + NONCE_SIZE + MAC_SIZE} bytes) fails "
+                "authentication: the file is truncated or corrupted; copy it again whole"
             )
         raise SegmentAuthenticationFailed(
             f"data segment {index} fails authentication: the file is corrupted or was tampered "
@@ -317,42 +303,56 @@ def select_range(extents: Sequence[Extent], start: int, end: int | None) -> list
 # -- parallelism --------------------------------------------------------------------------------
 
 _WORKERS = min(2, os.cpu_count() or 1)
-_MIN_PARALLEL_SEGMENTS = 4
 _pool: ThreadPoolExecutor | None = None
 
 
 class _Job:
-    """``work(first, last)`` over segments ``[0, count)``, split between the pool's threads.
+    """``work(first, last)`` over segments ``[0, count)``, in chunks shared between threads.
 
-    Small batches run at once on the caller's thread. Either way an error is kept and raised
-    by ``wait``, the first half's before the second's, so it names the earliest bad segment.
+    The pool's threads start on the chunks at once; ``wait`` has the calling thread take the
+    chunks still left, so no core idles. Errors are kept and raised by ``wait``, the earliest
+    chunk's first, so the message names the first bad segment.
     """
 
+    CHUNK_SEGMENTS = 8
+
     def __init__(self, work: Callable[[int, int], None], count: int) -> None:
-        self._futures: list[Future[None]] = []
-        self._error: BaseException | None = None
-        if _WORKERS < 2 or count < _MIN_PARALLEL_SEGMENTS:
-            try:
-                work(0, count)
-            except Exception as error:
-                self._error = error
-            return
-        middle = count // 2
-        self._futures = [
-            _executor().submit(work, 0, middle),
-            _executor().submit(work, middle, count),
+        self._work = work
+        self._chunks = [
+            (first, min(first + self.CHUNK_SEGMENTS, count))
+            for first in range(0, count, self.CHUNK_SEGMENTS)
         ]
+        self._claimed = 0
+        self._lock = threading.Lock()
+        self._errors: dict[int, Exception] = {}
+        # The calling thread works too: one helper per other core keeps every core busy
+        # without more runnable threads than cores.
+        helpers = min(_WORKERS - 1, len(self._chunks) - 1)
+        self._helpers = [_executor().submit(self._run) for _ in range(helpers)]
+        if not self._helpers:
+            self._run()  # one chunk: not worth a thread
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                number, self._claimed = self._claimed, self._claimed + 1
+            if number >= len(self._chunks):
+                return
+            try:
+                self._work(*self._chunks[number])
+            except Exception as error:
+                self._errors[number] = error
 
     def wait(self) -> None:
-        if self._error is not None:
-            raise self._error
-        for future in self._futures:
-            future.result()
+        self.wait_quietly()
+        if self._errors:
+            raise self._errors[min(self._errors)]
 
     def wait_quietly(self) -> None:
-        """Wait for the work to end, ignoring its errors (its result is not wanted)."""
-        for future in self._futures:
-            future.exception()
+        """Finish the work (helping with it), leaving its errors unraised."""
+        self._run()
+        for helper in self._helpers:
+            helper.result()
 
 
 def _executor() -> ThreadPoolExecutor:
@@ -362,8 +362,30 @@ def _executor() -> ThreadPoolExecutor:
     return _pool
 
 
-def _buffer(segment_size: int) -> memoryview:
-    return memoryview(bytearray(segment_size * BATCH_SEGMENTS))
+class _Slot:
+    """Buffers for one batch, plaintext and encrypted, with views of every segment's parts.
+
+    The views are made once: slicing per segment would cost more than it seems on a hot path
+    that handles 16,000 segments per GiB.
+    """
+
+    def __init__(self) -> None:
+        self.plain = memoryview(bytearray(SEGMENT_SIZE * BATCH_SEGMENTS))
+        self.sealed = memoryview(bytearray(CIPHER_SEGMENT_SIZE * BATCH_SEGMENTS))
+        self._full = [self._cut(index, SEGMENT_SIZE) for index in range(BATCH_SEGMENTS)]
+
+    def parts(self, index: int, size: int) -> tuple[memoryview, memoryview, memoryview]:
+        """Segment ``index`` holding ``size`` plaintext bytes: plaintext, nonce, ciphertext+MAC."""
+        return self._full[index] if size == SEGMENT_SIZE else self._cut(index, size)
+
+    def _cut(self, index: int, size: int) -> tuple[memoryview, memoryview, memoryview]:
+        plain_at, sealed_at = index * SEGMENT_SIZE, index * CIPHER_SEGMENT_SIZE
+        box_at = sealed_at + NONCE_SIZE
+        return (
+            self.plain[plain_at : plain_at + size],
+            self.sealed[sealed_at:box_at],
+            self.sealed[box_at : box_at + size + MAC_SIZE],
+        )
 
 
 # -- stream helpers -----------------------------------------------------------------------------
