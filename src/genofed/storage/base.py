@@ -223,9 +223,13 @@ class ObjectStore(ABC):
     def size(self, key: str) -> int:
         """The object's length in bytes."""
 
-    @abstractmethod
     def exists(self, key: str) -> bool:
         """Whether an object is stored at the key."""
+        try:
+            self.size(key)
+        except ObjectNotFound:
+            return False
+        return True
 
     @abstractmethod
     def delete(self, key: str) -> None:

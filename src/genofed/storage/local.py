@@ -122,13 +122,6 @@ class LocalStore(ObjectStore):
             raise ObjectNotFound(key, self.describe())
         return info.st_size
 
-    def exists(self, key: str) -> bool:
-        try:
-            self.size(key)
-        except ObjectNotFound:
-            return False
-        return True
-
     def delete(self, key: str) -> None:
         path = self._path(key)
         try:

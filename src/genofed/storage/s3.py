@@ -159,13 +159,6 @@ class S3Store(ObjectStore):
         with self._translated(key):
             return self._client.head_object(Bucket=self.bucket, Key=name)["ContentLength"]
 
-    def exists(self, key: str) -> bool:
-        try:
-            self.size(key)
-        except ObjectNotFound:
-            return False
-        return True
-
     def delete(self, key: str) -> None:
         name = self._name(key)
         with self._translated(key):
