@@ -28,7 +28,8 @@ from genofed.db import (
 )
 from genofed.db.migrate import alembic_config, migration_connection
 
-TABLES = {"alembic_version", "archive_files", "file_events"}
+# Every model has its table, and Alembic keeps its version table beside them.
+TABLES = {"alembic_version", *Base.metadata.tables}
 
 
 def _tables(url: str) -> set[str]:

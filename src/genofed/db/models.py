@@ -13,17 +13,20 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     DateTime,
     Dialect,
     Enum,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -86,11 +89,15 @@ def new_file_id() -> str:
 
 
 def _state_type() -> Enum:
-    # A string with a CHECK constraint rather than a native enum: adding a state is then a
-    # portable constraint swap. The length leaves room for longer state names.
+    return _string_enum(FileState, "file_state")
+
+
+def _string_enum(values: type[enum.StrEnum], name: str) -> Enum:
+    # A string with a CHECK constraint rather than a native enum: adding a value is then a
+    # portable constraint swap. The length leaves room for longer names.
     return Enum(
-        FileState,
-        name="file_state",
+        values,
+        name=name,
         native_enum=False,
         create_constraint=True,
         length=32,
@@ -123,6 +130,9 @@ class ArchiveFile(Base):
     header: Mapped[bytes | None] = mapped_column(LargeBinary)
     archive_path: Mapped[str | None] = mapped_column(String(1024))
     archive_size: Mapped[int | None] = mapped_column(BigInteger)
+    # fingerprint of the node key the header is sealed for; key rotation moves it
+    archive_key: Mapped[str | None] = mapped_column(String(64))
+    backup_path: Mapped[str | None] = mapped_column(String(1024))
     decrypted_size: Mapped[int | None] = mapped_column(BigInteger)
     upload_sha256: Mapped[str | None] = mapped_column(String(64))
     archive_sha256: Mapped[str | None] = mapped_column(String(64))
@@ -154,3 +164,176 @@ class FileEvent(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     file: Mapped[ArchiveFile] = relationship(back_populates="events")
+
+
+# -- the submission inbox -----------------------------------------------------------------------
+
+
+class UploadState(enum.StrEnum):
+    """A resumable upload: open while chunks arrive, then completed (or cancelled)."""
+
+    OPEN = "open"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class UploadSession(Base):
+    """One resumable upload of a Crypt4GH file into the inbox.
+
+    Chunks are stored as separate inbox objects (``upload_parts``), so an interrupted upload
+    resumes from the last stored byte on any storage backend, S3 included (which cannot append).
+    """
+
+    __tablename__ = "upload_sessions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_file_id)
+    submitter: Mapped[str] = mapped_column(String(255), index=True)
+    filename: Mapped[str] = mapped_column(String(1024))
+    state: Mapped[UploadState] = mapped_column(
+        _string_enum(UploadState, "upload_state"), default=UploadState.OPEN
+    )
+    received: Mapped[int] = mapped_column(BigInteger, default=0)
+    declared_sha256: Mapped[str | None] = mapped_column(String(64))
+    file_id: Mapped[str | None] = mapped_column(ForeignKey("archive_files.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    parts: Mapped[list[UploadPart]] = relationship(
+        back_populates="upload",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="UploadPart.offset",
+    )
+
+
+class UploadPart(Base):
+    """A chunk of an upload, stored whole in the inbox before it is recorded here."""
+
+    __tablename__ = "upload_parts"
+
+    upload_id: Mapped[str] = mapped_column(
+        ForeignKey("upload_sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    offset: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    storage_key: Mapped[str] = mapped_column(String(1024))
+
+    upload: Mapped[UploadSession] = relationship(back_populates="parts")
+
+
+# -- the work queue -----------------------------------------------------------------------------
+
+
+class JobState(enum.StrEnum):
+    READY = "ready"  # waiting for a worker (from available_at on)
+    RUNNING = "running"  # leased by a worker until lease_until
+    DONE = "done"
+    FAILED = "failed"  # retries exhausted or a permanent error: in the error queue
+
+
+class Job(Base):
+    """A message in the database-backed queue, the embedded default for one machine.
+
+    A worker leases a job; if it dies, the lease expires and another worker takes the job again,
+    so every stage must be idempotent. ``dedup_key`` makes enqueuing the same work twice a no-op.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_queue_state_available", "queue", "state", "available_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    queue: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    dedup_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    state: Mapped[JobState] = mapped_column(
+        _string_enum(JobState, "job_state"), default=JobState.READY
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    available_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column()
+    worker: Mapped[str | None] = mapped_column(String(255))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AccessionCounter(Base):
+    """The next number for each kind of accession (file, dataset, study, ...), per node."""
+
+    __tablename__ = "accession_counters"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    next_value: Mapped[int] = mapped_column(BigInteger, default=1)
+
+
+# -- metadata -----------------------------------------------------------------------------------
+
+
+class ObjectKind(enum.StrEnum):
+    """The EGA object model."""
+
+    STUDY = "study"
+    SAMPLE = "sample"
+    EXPERIMENT = "experiment"
+    RUN = "run"
+    ANALYSIS = "analysis"
+    DATASET = "dataset"
+    DAC = "dac"
+    POLICY = "policy"
+
+
+class ObjectStatus(enum.StrEnum):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    RELEASED = "released"  # datasets: visible beyond the node
+    DEPRECATED = "deprecated"
+
+
+class MetadataObject(Base):
+    """A study, sample, experiment, run, analysis, dataset, DAC or policy.
+
+    The fields that every kind has are columns; the rest (phenotypes as ontology CURIEs, DUO
+    terms of a policy, an analysis's assembly, ...) is the validated ``body``.
+    """
+
+    __tablename__ = "metadata_objects"
+    __table_args__ = (UniqueConstraint("submitter", "kind", "alias"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_file_id)
+    kind: Mapped[ObjectKind] = mapped_column(_string_enum(ObjectKind, "object_kind"))
+    accession: Mapped[str | None] = mapped_column(String(64), unique=True)
+    alias: Mapped[str] = mapped_column(String(255))  # the submitter's own name for it
+    submitter: Mapped[str] = mapped_column(String(255))
+    status: Mapped[ObjectStatus] = mapped_column(
+        _string_enum(ObjectStatus, "object_status"), default=ObjectStatus.DRAFT
+    )
+    body: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class MetadataLink(Base):
+    """A typed reference between objects: a sample's study, a dataset's policy, ..."""
+
+    __tablename__ = "metadata_links"
+
+    source_id: Mapped[str] = mapped_column(
+        ForeignKey("metadata_objects.id", ondelete="CASCADE"), primary_key=True
+    )
+    target_id: Mapped[str] = mapped_column(
+        ForeignKey("metadata_objects.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    relation: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+class ObjectFile(Base):
+    """An archive file that belongs to a run, an analysis or a dataset."""
+
+    __tablename__ = "object_files"
+
+    object_id: Mapped[str] = mapped_column(
+        ForeignKey("metadata_objects.id", ondelete="CASCADE"), primary_key=True
+    )
+    file_id: Mapped[str] = mapped_column(
+        ForeignKey("archive_files.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
