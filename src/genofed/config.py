@@ -52,6 +52,22 @@ class Crypt4GHSettings(BaseModel):
     passphrase_file: Path | None = None
 
 
+class HttpSettings(BaseModel):
+    """Where the node's API listens, and the URL others reach it by."""
+
+    host: str = "127.0.0.1"
+    port: int = 8600
+    public_url: str = ""  # empty: http://host:port
+
+
+class TokenSettings(BaseModel):
+    """The node's embedded bearer-token issuer (Ed25519-signed JWTs)."""
+
+    signing_key: Path = Path("keys/jwt-signing.pem")
+    issuer: str = ""  # empty: the node's public URL
+    lifetime_seconds: int = 3600
+
+
 class Settings(BaseSettings):
     """Configuration of one genofed process (a node, the hub, a worker or the CLI)."""
 
@@ -69,6 +85,12 @@ class Settings(BaseSettings):
     inbox: StorageSettings = StorageSettings(path=Path("storage/inbox"))
     archive: StorageSettings = StorageSettings(path=Path("storage/archive"))
     backup: StorageSettings = StorageSettings(path=Path("storage/backup"))
+    # The work queue: empty means the database-backed queue (one machine);
+    # amqp://user:password@host:5672/vhost means RabbitMQ (workers on many machines).
+    queue_url: SecretStr = SecretStr("")
+    embedded_workers: bool = True  # `genofed node serve` also runs the pipeline stages
+    http: HttpSettings = HttpSettings()
+    tokens: TokenSettings = TokenSettings()
 
     @model_validator(mode="after")
     def _resolve_paths(self) -> Settings:
@@ -77,6 +99,11 @@ class Settings(BaseSettings):
             store.path = self._under_home(store.path)
         self.crypt4gh.secret_key = self._under_home(self.crypt4gh.secret_key)
         self.crypt4gh.public_key = self._under_home(self.crypt4gh.public_key)
+        self.tokens.signing_key = self._under_home(self.tokens.signing_key)
+        if not self.http.public_url:
+            self.http.public_url = f"http://{self.http.host}:{self.http.port}"
+        if not self.tokens.issuer:
+            self.tokens.issuer = self.http.public_url
         if self.crypt4gh.passphrase_file is not None:
             self.crypt4gh.passphrase_file = self._under_home(self.crypt4gh.passphrase_file)
         if not self.database_url:

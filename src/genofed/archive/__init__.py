@@ -1,0 +1,1 @@
+"""The node archive: submission inbox, the ingestion pipeline and its queue."""

@@ -1,0 +1,1 @@
+"""The EGA object model: studies, samples, experiments, runs, analyses, datasets, DACs, policies."""
