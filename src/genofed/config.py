@@ -50,6 +50,9 @@ class Crypt4GHSettings(BaseModel):
     public_key: Path = Path("keys/node.pub")
     passphrase: SecretStr | None = None
     passphrase_file: Path | None = None
+    # Keys retired by a rotation (same passphrase): headers sealed for them can still be opened
+    # until `genofed archive rotate-key` has re-sealed every file for the current key.
+    previous_secret_keys: list[Path] = []
 
 
 class HttpSettings(BaseModel):
@@ -104,6 +107,9 @@ class Settings(BaseSettings):
             self.http.public_url = f"http://{self.http.host}:{self.http.port}"
         if not self.tokens.issuer:
             self.tokens.issuer = self.http.public_url
+        self.crypt4gh.previous_secret_keys = [
+            self._under_home(path) for path in self.crypt4gh.previous_secret_keys
+        ]
         if self.crypt4gh.passphrase_file is not None:
             self.crypt4gh.passphrase_file = self._under_home(self.crypt4gh.passphrase_file)
         if not self.database_url:
