@@ -9,6 +9,7 @@ Start-up of any process that uses the database::
 """
 
 from genofed.db.engine import (
+    for_writing,
     make_engine,
     make_migration_engine,
     render_url,
@@ -64,6 +65,7 @@ __all__ = [
     "UploadState",
     "check_schema",
     "current_revision",
+    "for_writing",
     "head_revision",
     "make_engine",
     "make_migration_engine",

@@ -54,6 +54,19 @@ def make_engine(url: str | URL) -> Engine:
     return _make_engine(parse_url(url), foreign_keys=True, begin="BEGIN")
 
 
+WRITE_INTENT = "genofed_write_intent"
+
+
+def for_writing(engine: Engine) -> Engine:
+    """The same engine, for transactions that read and then write.
+
+    On SQLite their transactions take the write lock at ``BEGIN``: concurrent writers then wait
+    their turn (``busy_timeout``) instead of failing with "database is locked" when the read lock
+    cannot be upgraded. PostgreSQL needs nothing of the kind; the option is ignored there.
+    """
+    return engine.execution_options(**{WRITE_INTENT: True})
+
+
 def make_migration_engine(url: str | URL) -> Engine:
     """An engine for schema changes, following SQLite's procedure for altering tables.
 
@@ -98,7 +111,8 @@ def _sqlite_engine(url: URL, *, foreign_keys: bool, begin: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql(begin)
+        immediate = connection.get_execution_options().get(WRITE_INTENT, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else begin)
 
     return engine
 
