@@ -438,3 +438,18 @@ def test_stored_bodies_hold_no_references(db_engine: Engine) -> None:
         bodies = session.scalars(select(db.MetadataObject.body)).all()
     for body in bodies:
         assert not {"alias", "study", "sample", "files", "runs", "policy", "dac"} & set(body)
+
+
+def test_checks_between_fields_run_on_rows_with_other_problems() -> None:
+    policy = {"alias": "P", "title": "T", "dac": "D", "permission": "DS", "modifiers": "GS;IRB"}
+    analysis = {"alias": "A", "title": "T", "study": "S", "analysis_type": "vcf", "files": "x"}
+    analysis_ok_type = {**analysis, "alias": "B", "analysis_type": "reference alignment"}
+    document = {"policies": [policy], "analyses": [analysis, analysis_ok_type]}
+    problems = validate_submission(read_document(document))
+    assert [(p.sheet, p.row, p.column) for p in problems if p.column != "files"] == [
+        ("policies", 1, "modifiers"),  # GS without its region
+        ("policies", 1, "diseases"),  # and, in the same pass, DS without a disease
+        ("analyses", 1, "analysis_type"),  # "vcf": the assembly check waits for the type
+        ("analyses", 2, "assembly"),
+    ]
+    assert problems[2].fix == "a VCF is SEQUENCE_VARIATION"

@@ -8,6 +8,7 @@ import typer
 
 from genofed import __version__
 from genofed.cli import crypt4gh, db, node
+from genofed.cli import metadata as metadata_cli
 from genofed.cli.common import run_guarded
 
 app = typer.Typer(
@@ -20,6 +21,8 @@ app = typer.Typer(
 app.add_typer(crypt4gh.app, name="crypt4gh")
 app.add_typer(node.app, name="node")
 app.add_typer(db.app, name="db")
+app.add_typer(metadata_cli.app, name="metadata")
+app.add_typer(metadata_cli.datasets, name="dataset")
 
 
 @app.command()

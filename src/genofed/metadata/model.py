@@ -12,6 +12,7 @@ A record stores its own fields in ``MetadataObject.body``; references become ``M
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    TypeAdapter,
+    ValidationError,
     model_validator,
 )
 
@@ -111,9 +114,11 @@ class Record(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _cells(cls, data: Any) -> Any:
+        return cls.clean(data) if isinstance(data, Mapping) else data
+
+    @classmethod
+    def clean(cls, data: Mapping[str, Any]) -> dict[str, Any]:
         """Empty cells are absent; a multi-valued cell is split on ';'."""
-        if not isinstance(data, Mapping):
-            return data
         multi = multi_valued(cls)
         cleaned = {}
         for name, value in data.items():
@@ -125,9 +130,21 @@ class Record(BaseModel):
                 cleaned[name] = value
         return cleaned
 
-    def checks(self) -> Iterator[FieldProblem]:
-        """Problems between this record's fields (each field is valid on its own)."""
+    @classmethod
+    def checks(cls, fields: Mapping[str, Any]) -> Iterator[FieldProblem]:
+        """Problems between fields. ``fields`` holds the valid ones: a row with problems of its
+        own is checked too, so that one pass lists everything."""
         return iter(())
+
+    @classmethod
+    def valid_fields(cls, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Each field of ``data`` that is valid on its own, validated."""
+        valid = {}
+        for name, value in cls.clean(data).items():
+            if name in cls.model_fields:
+                with contextlib.suppress(ValidationError):
+                    valid[name] = _field_adapter(cls, name).validate_python(value)
+        return valid
 
     def body(self) -> dict[str, Any]:
         """The fields kept in ``MetadataObject.body``: all but the alias and the references."""
@@ -143,6 +160,11 @@ def split(value: Any) -> Any:
         items = [item.strip() if isinstance(item, str) else item for item in value]
         return [item for item in items if item not in (None, "")]
     return value
+
+
+@cache
+def _field_adapter(model: type[Record], name: str) -> TypeAdapter[Any]:
+    return TypeAdapter(model.model_fields[name].rebuild_annotation(), config=Record.model_config)
 
 
 @cache
@@ -220,12 +242,14 @@ class Analysis(Record):
     assembly: Assembly | None = None
     files: Annotated[list[FileRef], Field(min_length=1)]
 
-    def checks(self) -> Iterator[FieldProblem]:
-        if self.analysis_type in vocabulary.ON_A_REFERENCE and self.assembly is None:
+    @classmethod
+    def checks(cls, fields: Mapping[str, Any]) -> Iterator[FieldProblem]:
+        analysis_type = fields.get("analysis_type")
+        if analysis_type in vocabulary.ON_A_REFERENCE and fields.get("assembly") is None:
             yield FieldProblem(
                 "assembly",
                 None,
-                f"a {self.analysis_type} analysis needs the assembly its positions refer to",
+                f"a {analysis_type} analysis needs the assembly its positions refer to",
                 "write GRCh37 or GRCh38",
             )
 
@@ -307,23 +331,25 @@ class Policy(Record):
     diseases: list[Curie] = []  # what DS (disease specific research) is restricted to
     modifiers: list[Modifier] = []
 
-    def checks(self) -> Iterator[FieldProblem]:
-        if self.permission == "DS" and not self.diseases:
+    @classmethod
+    def checks(cls, fields: Mapping[str, Any]) -> Iterator[FieldProblem]:
+        permission, diseases = fields.get("permission"), fields.get("diseases") or []
+        if permission == "DS" and not diseases:
             yield FieldProblem(
                 "diseases",
                 None,
                 "DS (disease specific research) needs the diseases it allows",
                 "list disease CURIEs, e.g. MONDO:0005148 or ICD10:E11",
             )
-        if self.diseases and self.permission != "DS":
+        if diseases and permission not in ("DS", None):
             yield FieldProblem(
                 "diseases",
-                ";".join(self.diseases),
-                f"diseases restrict DS only, not {self.permission}",
+                ";".join(diseases),
+                f"diseases restrict DS only, not {permission}",
                 "remove them, or make the permission DS",
             )
         seen: set[str] = set()
-        for item in self.modifiers:
+        for item in fields.get("modifiers") or []:
             if item.code in seen:
                 yield FieldProblem(
                     "modifiers", str(item), f"{item.code} is given twice", "keep one"

@@ -306,17 +306,31 @@ def parse_row(row: Row) -> tuple[Parsed, list[Problem]]:
     """Validate one row against its kind's model."""
     model = RECORDS[row.kind]
     try:
-        record = model.model_validate(row.values)
+        record: Record | None = model.model_validate(row.values)
     except ValidationError as error:
-        problems, bad = [], set()
+        record, problems, bad = None, [], set()
         for details in error.errors():
             problem = _problem(row, details)
             if problem is not None:
                 problems.append(problem)
             bad.add(_cell(details))
-        return Parsed(row, None, frozenset(bad)), problems
-    checks = [row.problem(c.column, c.value, c.problem, c.fix) for c in record.checks()]
-    return Parsed(row, record, frozenset()), checks
+    else:
+        problems, bad = [], set()
+    problems.extend(_cross_checks(model, row, record, {column for column, _ in bad}))
+    return Parsed(row, record, frozenset(bad)), problems
+
+
+def _cross_checks(
+    model: type[Record], row: Row, record: Record | None, bad: set[str]
+) -> list[Problem]:
+    """Problems between fields, among those valid on their own; a check that involves a bad
+    field is left out (fixing that field first may settle it)."""
+    fields = dict(record) if record is not None else model.valid_fields(row.values)
+    return [
+        row.problem(check.column, check.value, check.problem, check.fix)
+        for check in model.checks(fields)
+        if check.column not in bad
+    ]
 
 
 def _cell(details: ErrorDetails) -> tuple[str, int | None]:
