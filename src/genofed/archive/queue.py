@@ -15,7 +15,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
+
+from genofed.errors import GenofedError
+
+if TYPE_CHECKING:
+    from genofed.config import Settings
+
+
+_MAX_EXPONENT = 60  # 2**60 s is beyond any max_delay; a larger power overflows a float
+
+
+class QueueUnavailable(GenofedError):
+    """The queue's broker or database cannot be reached or refuses us."""
+
+
+class InvalidQueueUrl(GenofedError):
+    """``queue_url`` names no queue genofed can use."""
 
 
 @dataclass(frozen=True)
@@ -43,8 +60,11 @@ class Queue(Protocol):
     async def publish(
         self, queue: str, body: dict[str, Any], *, dedup_key: str | None = None
     ) -> None:
-        """Send ``body`` to ``queue``; a second publish with the same ``dedup_key`` is a no-op
-        while the first is not done (database queue) or is dropped by the stage (RabbitMQ)."""
+        """Send ``body`` to ``queue`` (after validating it: InvalidMessage, UnknownQueue).
+
+        A second publish with the same ``dedup_key`` is a no-op unless the first one failed
+        (database queue); RabbitMQ has no deduplication, so the stage drops the duplicate (it is
+        idempotent)."""
 
     async def get(self, queues: Sequence[str], *, timeout: float) -> Delivery | None:
         """The next message from any of ``queues``, or None after ``timeout`` seconds."""
@@ -65,4 +85,44 @@ class Queue(Protocol):
     async def failed(self, limit: int = 100) -> list[FailedMessage]:
         """The error queue's messages, newest first."""
 
-    async def close(self) -> None: ...
+    async def requeue_failed(self, queue: str | None = None) -> int:
+        """Move the error queue's messages (of ``queue``, or all) back to work, with fresh
+        attempts, once an operator fixed the cause; returns how many."""
+
+    async def close(self) -> None:
+        """Release the connection; messages received and not yet acknowledged are delivered
+        again (to another worker)."""
+
+
+def backoff_delay(attempts: int, base_delay: float, max_delay: float) -> float:
+    """Seconds to wait before the delivery that follows ``attempts`` failed ones:
+    ``min(max_delay, base_delay * 2**attempts)``, growing fast so a broken dependency (storage
+    down) is not hammered, and capped so a recovered one is used again soon."""
+    return float(min(max_delay, base_delay * 2 ** min(attempts, _MAX_EXPONENT)))
+
+
+def failed_body(value: Any) -> dict[str, Any]:
+    """A stored or received body for :class:`FailedMessage`: one that is not a JSON object is
+    kept under ``"payload"``, so the operator still sees it."""
+    return value if isinstance(value, dict) else {"payload": value}
+
+
+def open_queue(settings: Settings) -> Queue:
+    """The queue ``settings.queue_url`` names: empty for the database queue on
+    ``settings.database_url``, ``amqp://`` or ``amqps://`` for RabbitMQ."""
+    url = settings.queue_url.get_secret_value().strip()
+    if not url:
+        from genofed.archive.dbqueue import DatabaseQueue
+
+        return DatabaseQueue.open(settings.database_url)
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in ("amqp", "amqps"):
+        from genofed.archive.rabbitmq import RabbitQueue
+
+        return RabbitQueue(url)
+    shown = f"a {scheme!r} URL" if scheme else "not a URL"
+    raise InvalidQueueUrl(
+        f"queue_url is {shown}: leave it empty for the database queue or set "
+        "amqp://USER:PASSWORD@HOST:5672/VHOST (amqps:// for TLS) for RabbitMQ, "
+        "in genofed.toml or GENOFED_QUEUE_URL"
+    )
