@@ -37,6 +37,14 @@ def test_init_writes_a_ready_node(tmp_path: Path) -> None:
     assert made.public_key_fingerprint == crypt4gh.fingerprint(public)
 
 
+def test_init_writes_the_token_signing_key(tmp_path: Path) -> None:
+    from genofed.access import issue_token, verify_token
+
+    settings = init_node(tmp_path / "dk", name="Danish node", country="DK").settings
+    assert stat.S_IMODE(settings.tokens.signing_key.stat().st_mode) == 0o600
+    assert verify_token(settings, issue_token(settings, "op", ["operator"])).subject == "op"
+
+
 def test_private_key_is_protected_and_passphrase_kept_apart(tmp_path: Path) -> None:
     made = init_node(tmp_path / "fi", name="Finnish node", country="FI")
     settings = made.settings
