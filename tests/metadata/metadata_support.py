@@ -93,7 +93,7 @@ def cohort(files: CohortFiles) -> Sheets:
                 "alias": alias,
                 "subject_id": f"patient-{n + 1:02d}",
                 "sex": ["female", "male", "NCIT:C16576", "unknown"][n % 4],
-                "age": f"P{18 + n}Y",
+                "age": f"P{18 + n % 60}Y",
                 "phenotypes": PHENOTYPES[n % len(PHENOTYPES)],
                 "diseases": "MONDO:0005027",
                 "population": "European",

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, select
 
 from genofed import db
 from genofed.metadata import service
-from genofed.metadata.accessions import Accession
+from genofed.metadata.accessions import Accession, allocate, allocate_many
 from genofed.metadata.errors import InvalidSubmission
 from genofed.metadata.model import columns, required_columns
 from genofed.metadata.problems import Problem
@@ -453,3 +453,14 @@ def test_checks_between_fields_run_on_rows_with_other_problems() -> None:
         ("analyses", 2, "assembly"),
     ]
     assert problems[2].fix == "a VCF is SEQUENCE_VARIATION"
+
+
+def test_a_submission_takes_its_accessions_in_one_block_per_kind(db_engine: Engine) -> None:
+    with session_of(db_engine) as session:
+        assert allocate_many(session, COUNTRY, "study", 0) == []
+        block = allocate_many(session, "be", "study", 3)  # creates the counter
+        assert [a.number for a in block] == [1, 2, 3] and block[0].country == COUNTRY
+        assert allocate(session, COUNTRY, "study").number == 4
+        assert [a.number for a in allocate_many(session, COUNTRY, "study", 2)] == [5, 6]
+    result = _submit(db_engine, {"studies": [{"alias": "S", "title": "T", "study_type": "Other"}]})
+    assert result.accessions()["study"]["S"] == str(Accession(COUNTRY, "study", 7))

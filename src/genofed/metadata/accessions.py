@@ -97,23 +97,32 @@ def _kind(letter: str, text: str) -> str:
 
 def allocate(session: Session, country: str, kind: str) -> Accession:
     """The next accession of ``kind``, taken atomically in the caller's transaction."""
-    number = _take_number(session, str(kind))
-    if number is None:  # the first of its kind: create the counter (another process may too)
+    return allocate_many(session, country, kind, 1)[0]
+
+
+def allocate_many(session: Session, country: str, kind: str, count: int) -> list[Accession]:
+    """The next ``count`` accessions of ``kind``, consecutive, in one atomic step (a submission
+    with thousands of samples takes its numbers in one statement, not thousands)."""
+    if count < 1:
+        return []
+    first = _take_numbers(session, str(kind), count)
+    if first is None:  # the first of its kind: create the counter (another process may too)
         try:
             with session.begin_nested():
                 session.add(AccessionCounter(kind=str(kind), next_value=1))
         except IntegrityError:
             pass
-        number = _take_number(session, str(kind))
-    assert number is not None
-    return Accession(country.upper(), str(kind), number)
+        first = _take_numbers(session, str(kind), count)
+    assert first is not None
+    return [Accession(country.upper(), str(kind), number) for number in range(first, first + count)]
 
 
-def _take_number(session: Session, kind: str) -> int | None:
+def _take_numbers(session: Session, kind: str, count: int) -> int | None:
+    """The first of ``count`` numbers taken from ``kind``'s counter; None if it has none yet."""
     taken = session.execute(
         update(AccessionCounter)
         .where(AccessionCounter.kind == kind)
-        .values(next_value=AccessionCounter.next_value + 1)
+        .values(next_value=AccessionCounter.next_value + count)
         .returning(AccessionCounter.next_value)
     ).scalar_one_or_none()
-    return None if taken is None else taken - 1
+    return None if taken is None else taken - count

@@ -210,7 +210,10 @@ def _release_blockers(session: Session, dataset: MetadataObject) -> list[str]:
 def _ready_file(session: Session, country: str, reference: str, owner: str) -> ArchiveFile:
     text = reference.strip()
     if ACCESSION_LIKE.match(text):
-        parsed = accessions.parse(text, country=country)
+        try:
+            parsed = accessions.parse(text, country=country)
+        except accessions.InvalidAccession as error:
+            raise MetadataError(str(error)) from None
         if parsed.kind != "file":
             raise MetadataError(f"{text} is a {parsed.kind} accession, not a file's")
         file = session.scalars(

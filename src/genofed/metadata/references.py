@@ -192,13 +192,13 @@ class _Resolver:
         file_ids = {file_id for file_id in file_ids if _FILE_ID.match(file_id)}
         for found in _chunked_objects(session, self.submitter, aliases):
             self.stored[(found.kind, found.alias)] = found
-        for found in _in_chunks(
+        for found in _inchunks(
             session, MetadataObject, MetadataObject.accession, wanted_accessions
         ):
             self.by_accession[str(found.accession)] = found
-        for file in _in_chunks(session, ArchiveFile, ArchiveFile.accession, file_accessions):
+        for file in _inchunks(session, ArchiveFile, ArchiveFile.accession, file_accessions):
             self.files_by_key[str(file.accession)] = file
-        for file in _in_chunks(session, ArchiveFile, ArchiveFile.id, file_ids):
+        for file in _inchunks(session, ArchiveFile, ArchiveFile.id, file_ids):
             self.files_by_key[file.id] = file
         self.resolution.existing = {
             key: self.stored[key] for key in self.rows if key in self.stored
@@ -341,6 +341,8 @@ class _Resolver:
         """Released datasets, and the runs and analyses in them, may only come again unchanged."""
         existing = self.resolution.existing
         holders = _fixed_datasets_holding(session, [obj.id for obj in existing.values()])
+        fixed = [obj for obj in existing.values() if obj.status in FIXED or obj.id in holders]
+        contents = stored_contents(session, fixed)
         for key, index in self.rows.items():
             stored = existing.get(key)
             record = self.parsed[index].record
@@ -360,7 +362,7 @@ class _Resolver:
             else:
                 continue
             new = self.resolution.content(index, record.body())
-            if new is None or new != stored_content(session, stored):
+            if new is None or new != contents[stored.id]:
                 row = self.parsed[index].row
                 self.problems.append(
                     row.problem("alias", row.alias, f"{reason}: it cannot change", fix)
@@ -392,25 +394,31 @@ def _storable(text: str) -> bool:
     return len(text) <= MAX_ALIAS
 
 
-def stored_content(session: Session, stored: MetadataObject) -> Content:
-    """What ``stored`` says now, to compare with a new submission of it."""
-    links = session.execute(
-        select(MetadataLink.relation, MetadataLink.target_id).where(
-            MetadataLink.source_id == stored.id
-        )
-    ).all()
-    files = session.scalars(select(ObjectFile.file_id).where(ObjectFile.object_id == stored.id))
-    return Content(
-        dict(stored.body),
-        frozenset((relation, target) for relation, target in links),
-        frozenset(files),
-    )
+def stored_contents(session: Session, objects: Sequence[MetadataObject]) -> dict[str, Content]:
+    """What each of ``objects`` says now, by id, to compare with a new submission of it."""
+    links: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    files: dict[str, set[str]] = defaultdict(set)
+    for chunk in chunks([obj.id for obj in objects]):
+        for source, relation, target in session.execute(
+            select(MetadataLink.source_id, MetadataLink.relation, MetadataLink.target_id).where(
+                MetadataLink.source_id.in_(chunk)
+            )
+        ):
+            links[source].add((relation, target))
+        for owner, file_id in session.execute(
+            select(ObjectFile.object_id, ObjectFile.file_id).where(ObjectFile.object_id.in_(chunk))
+        ):
+            files[owner].add(file_id)
+    return {
+        obj.id: Content(dict(obj.body), frozenset(links[obj.id]), frozenset(files[obj.id]))
+        for obj in objects
+    }
 
 
 def _fixed_datasets_holding(session: Session, ids: Sequence[str]) -> dict[str, str]:
     """For each of ``ids`` held by a released or deprecated dataset: a dataset's description."""
     holders: dict[str, str] = {}
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         rows = session.execute(
             select(MetadataLink.target_id, MetadataObject.accession, MetadataObject.status)
             .join(MetadataObject, MetadataObject.id == MetadataLink.source_id)
@@ -428,7 +436,7 @@ def _fixed_datasets_holding(session: Session, ids: Sequence[str]) -> dict[str, s
 def _chunked_objects(
     session: Session, submitter: str, aliases: Iterable[str]
 ) -> Iterator[MetadataObject]:
-    for chunk in _chunks(sorted(aliases)):
+    for chunk in chunks(sorted(aliases)):
         yield from session.scalars(
             select(MetadataObject).where(
                 MetadataObject.submitter == submitter, MetadataObject.alias.in_(chunk)
@@ -436,11 +444,12 @@ def _chunked_objects(
         )
 
 
-def _in_chunks(session: Session, entity: Any, column: Any, values: Iterable[str]) -> Iterator[Any]:
-    for chunk in _chunks(sorted(values)):
+def _inchunks(session: Session, entity: Any, column: Any, values: Iterable[str]) -> Iterator[Any]:
+    for chunk in chunks(sorted(values)):
         yield from session.scalars(select(entity).where(column.in_(chunk)))
 
 
-def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+def chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    """``values`` in slices small enough for one IN (...) on every backend."""
     for start in range(0, len(values), _CHUNK):
         yield values[start : start + _CHUNK]

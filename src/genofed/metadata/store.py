@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 
 from genofed.db import MetadataLink, MetadataObject, ObjectFile, ObjectKind, ObjectStatus
 from genofed.db.models import new_file_id
-from genofed.metadata.accessions import allocate
+from genofed.metadata.accessions import allocate_many
 from genofed.metadata.errors import InvalidSubmission, MetadataError
-from genofed.metadata.references import Key, Resolution, stored_content
+from genofed.metadata.references import Key, Resolution, chunks, stored_contents
 from genofed.metadata.sheets import Checked, Submission, check_submission, read_document
 
 Change = Literal["created", "updated", "unchanged"]
@@ -87,65 +87,74 @@ def store(session: Session, country: str, submitter: str, checked: Checked) -> S
 def _store(
     session: Session, country: str, submitter: str, checked: Checked, resolution: Resolution
 ) -> SubmissionResult:
-    ids: dict[Key, str] = {}
-    results: list[StoredObject] = []
-    changed: list[int] = []
+    contents = stored_contents(session, list(resolution.existing.values()))
+    keys: list[Key] = []  # the rows' objects, in submission order
+    objects: dict[Key, MetadataObject] = {}
+    changes: dict[Key, Change] = {}
+    new: list[tuple[Key, dict[str, Any]]] = []
     for index, item in enumerate(checked.parsed):
         record = item.record
         assert record is not None
-        key = (record.KIND, record.alias)
-        body = record.body()
+        key, body = (record.KIND, record.alias), record.body()
+        keys.append(key)
         stored = resolution.existing.get(key)
         if stored is None:
-            stored = _create(session, country, submitter, key, body)
-            change: Change = "created"
-        elif resolution.content(index, body) == stored_content(session, stored):
-            change = "unchanged"
+            new.append((key, body))
+            changes[key] = "created"
+        elif resolution.content(index, body) == contents[stored.id]:
+            objects[key], changes[key] = stored, "unchanged"
         else:
             stored.body = body
-            change = "updated"
-        if change != "unchanged":
-            changed.append(index)
-        ids[key] = stored.id
-        results.append(StoredObject(key[0], key[1], str(stored.accession), change))
+            objects[key], changes[key] = stored, "updated"
+    objects.update(_create(session, country, submitter, new))
     session.flush()
-    _replace_links(session, checked, resolution, changed, ids)
-    return SubmissionResult(tuple(results))
+    changed = [index for index, key in enumerate(keys) if changes[key] != "unchanged"]
+    _replace_links(session, keys, resolution, changed, {k: o.id for k, o in objects.items()})
+    return SubmissionResult(
+        tuple(StoredObject(*key, str(objects[key].accession), changes[key]) for key in keys)
+    )
 
 
 def _create(
-    session: Session, country: str, submitter: str, key: Key, body: dict[str, object]
-) -> MetadataObject:
-    kind, alias = key
-    created = MetadataObject(
-        id=new_file_id(),
-        kind=kind,
-        alias=alias,
-        submitter=submitter,
-        status=ObjectStatus.DRAFT,
-        accession=str(allocate(session, country, kind)),
-        body=body,
-    )
-    session.add(created)
+    session: Session, country: str, submitter: str, new: list[tuple[Key, dict[str, Any]]]
+) -> dict[Key, MetadataObject]:
+    """New draft objects, their accessions taken one block per kind (in submission order)."""
+    created: dict[Key, MetadataObject] = {}
+    for kind in ObjectKind:
+        of_kind = [(key, body) for key, body in new if key[0] is kind]
+        numbers = allocate_many(session, country, kind, len(of_kind))
+        for ((_, alias), body), accession in zip(of_kind, numbers, strict=True):
+            created[(kind, alias)] = MetadataObject(
+                id=new_file_id(),
+                kind=kind,
+                alias=alias,
+                submitter=submitter,
+                status=ObjectStatus.DRAFT,
+                accession=str(accession),
+                body=body,
+            )
+    session.add_all(created.values())
     return created
 
 
 def _replace_links(
     session: Session,
-    checked: Checked,
+    keys: list[Key],
     resolution: Resolution,
     changed: list[int],
     ids: dict[Key, str],
 ) -> None:
-    sources = [ids[_key(checked, index)] for index in changed]
+    """The links and files of the ``changed`` rows: the old ones out, the new ones in."""
+    sources = [ids[keys[index]] for index in changed]
     if not sources:
         return
-    session.execute(delete(MetadataLink).where(MetadataLink.source_id.in_(sources)))
-    session.execute(delete(ObjectFile).where(ObjectFile.object_id.in_(sources)))
+    for chunk in chunks(sources):
+        session.execute(delete(MetadataLink).where(MetadataLink.source_id.in_(chunk)))
+        session.execute(delete(ObjectFile).where(ObjectFile.object_id.in_(chunk)))
     links: set[tuple[str, str, str]] = set()
     files: set[tuple[str, str]] = set()
     for index in changed:
-        source = ids[_key(checked, index)]
+        source = ids[keys[index]]
         for relation, target in resolution.links[index]:
             target_id = ids[target] if isinstance(target, tuple) else target
             links.add((source, target_id, relation))
@@ -159,9 +168,3 @@ def _replace_links(
         session.execute(
             insert(ObjectFile), [{"object_id": o, "file_id": f} for o, f in sorted(files)]
         )
-
-
-def _key(checked: Checked, index: int) -> Key:
-    record = checked.parsed[index].record
-    assert record is not None
-    return record.KIND, record.alias
