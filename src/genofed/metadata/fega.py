@@ -11,6 +11,9 @@ delivered twice changes nothing the second time.
 - ``release`` releases the dataset (the rules of :func:`release_dataset` apply).
 - ``deprecate`` deprecates it.
 
+Bodies are checked against the FEGA JSON schemas (:func:`genofed.archive.messages.validate`)
+both when emitted and when applied.
+
 A message naming a dataset this node does not have is refused: datasets are created here and
 their EGA ids given out from here, so an unknown id is an error to look into, not one to paper
 over by inventing a dataset.
@@ -24,6 +27,7 @@ from typing import Any, Literal, cast
 
 from sqlalchemy.orm import Session
 
+from genofed.archive import messages
 from genofed.db import MetadataObject, ObjectStatus
 from genofed.metadata import accessions
 from genofed.metadata.datasets import (
@@ -75,7 +79,7 @@ def apply_dataset_message(
 ) -> MetadataObject:
     """Apply a FEGA dataset message to this node's dataset; returns the dataset."""
     kind = _checked(body)
-    _validate(kind, body)
+    _validate(kind, body)  # the schema too: what this node accepts, the broker would
     dataset = find_dataset(session, country, str(body["dataset_id"]))
     if kind == "mapping":
         _apply_mapping(session, country, dataset, list(body["accession_ids"]))
@@ -126,5 +130,8 @@ def _checked(body: Mapping[str, Any]) -> MessageType:
 
 
 def _validate(kind: str, body: Mapping[str, Any]) -> None:
-    """Check ``body`` against the FEGA JSON schema, where the schemas are packaged."""
-    del kind, body  # see the note in the report: the packaged schemas are not there yet
+    """Check ``body`` against its FEGA JSON schema (those the archive ships and its queues use)."""
+    try:
+        messages.validate(SCHEMAS[kind], dict(body))
+    except messages.InvalidMessage as error:
+        raise MetadataError(str(error)) from None
