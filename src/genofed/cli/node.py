@@ -7,12 +7,20 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from genofed.cli.common import err_console, run_guarded
+from genofed.cli.common import err_console, fail, run_guarded
 
 if TYPE_CHECKING:  # the CLI imports the database layer only for commands that use it
+    from genofed.config import Settings
     from genofed.node.directory import NodeDirectory
 
 app = typer.Typer(help="A national node: create its directory, run it.", no_args_is_help=True)
+
+ConfigOption = typer.Option(
+    None,
+    "--config",
+    help="The node directory (or its genofed.toml); default: GENOFED_CONFIG, else ./genofed.toml.",
+    show_default=False,
+)
 
 
 @app.command()
@@ -64,3 +72,55 @@ def _report(made: NodeDirectory) -> None:
             "move it to your secret store and set GENOFED_CRYPT4GH__PASSPHRASE[/]"
         )
     err_console.print(f"Use it with: export GENOFED_CONFIG={made.config_file}")
+
+
+@app.command()
+def serve(config: Path | None = ConfigOption) -> None:
+    """Run the node: its API on http.host:http.port, and the pipeline if embedded_workers is on."""
+    settings = load_node_settings(config)
+    run_guarded(lambda: _serve(settings))
+
+
+def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    from genofed.node.app import create_app, open_node
+
+    open_node(settings).close()  # a bad schema or key: one clear line before the server starts
+    http = settings.http
+    err_console.print(
+        f"node {settings.node_name} serving on {http.host}:{http.port} ({http.public_url})",
+        highlight=False,
+    )
+    uvicorn.run(create_app(settings), host=http.host, port=http.port, log_level="info")
+
+
+def load_node_settings(config: Path | None) -> Settings:
+    """The settings of an existing node; refuses to go on without a configuration file, where
+    the defaults would put keys and a database in the current folder."""
+    import os
+
+    from pydantic import ValidationError
+
+    from genofed.config import CONFIG_ENV_VAR, CONFIG_FILE_NAME, load_settings
+
+    if (
+        config is None
+        and not os.environ.get(CONFIG_ENV_VAR)
+        and not Path(CONFIG_FILE_NAME).is_file()
+    ):
+        raise fail(
+            f"no node configuration: give --config DIR, set {CONFIG_ENV_VAR}, or run in the node "
+            "directory (create one with 'genofed node init DIR')"
+        )
+    try:
+        return load_settings(config)
+    except FileNotFoundError as error:
+        raise fail(str(error)) from None
+    except ValidationError as error:
+        problem = error.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise fail(
+            f"the configuration is invalid at {where}: {problem['msg']}; fix genofed.toml or the "
+            "GENOFED_* variables"
+        ) from None
