@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from genofed import __version__
-from genofed.cli import crypt4gh, db, node, token
+from genofed.cli import crypt4gh, db, node, submit, token
 from genofed.cli import metadata as metadata_cli
 from genofed.cli.common import run_guarded
 
@@ -23,6 +23,7 @@ app.add_typer(node.app, name="node")
 app.add_typer(db.app, name="db")
 app.add_typer(metadata_cli.app, name="metadata")
 app.add_typer(metadata_cli.datasets, name="dataset")
+app.add_typer(submit.app, name="submit")
 app.add_typer(token.app, name="token")
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -110,6 +110,55 @@ def _finish(pending: tuple[_Job, memoryview], dst: Writable) -> None:
     job, output = pending
     job.wait()
     dst.write(output)
+
+
+# -- reproducible encryption (resumable uploads) ------------------------------------------------
+
+
+def counter_nonce(index: int) -> bytes:
+    """The nonce of segment ``index`` in counter mode: the index as 12 little-endian bytes."""
+    return index.to_bytes(NONCE_SIZE, "little")
+
+
+def encrypt_segments_counter(src: BinaryIO, session_key: bytes, first: int = 0) -> Iterator[bytes]:
+    """Encrypted segments ``first``, ``first + 1``, ... of the plaintext read from ``src`` (which
+    must be positioned at segment ``first``), each sealed with :func:`counter_nonce` of its index.
+
+    The output then depends only on the key and the plaintext, so an interrupted upload can
+    regenerate the bytes it sent and resume at any segment. Safe only because each file gets a
+    fresh random session key: one key must never seal two different plaintexts. Items are
+    batches of whole segments (copies), sealed in the pool while the previous one is consumed.
+    """
+    aead = ChaCha20Poly1305(session_key)
+    slots = (_Slot(), _Slot())
+    pending: tuple[_Job, memoryview] | None = None
+    index = first
+    for turn in itertools.count():
+        slot = slots[turn % 2]
+        n = _read_full(src, slot.plain)
+        started = _start_counter_sealing(aead, slot, n, index) if n else None
+        if pending is not None:
+            pending[0].wait()
+            yield bytes(pending[1])
+        pending = started
+        index += -(-n // SEGMENT_SIZE)
+        if n < len(slot.plain):
+            break
+    if pending is not None:
+        pending[0].wait()
+        yield bytes(pending[1])
+
+
+def _start_counter_sealing(
+    aead: ChaCha20Poly1305, slot: _Slot, n: int, first: int
+) -> tuple[_Job, memoryview]:
+    def seal(start: int, stop: int) -> None:
+        for index in range(start, stop):
+            plain, nonce, box = slot.parts(index, min(SEGMENT_SIZE, n - index * SEGMENT_SIZE))
+            nonce[:] = counter_nonce(first + index)
+            aead.encrypt_into(nonce, plain, None, box)
+
+    return _Job(seal, -(-n // SEGMENT_SIZE)), slot.sealed[: cipher_size(n)]
 
 
 # -- decryption ---------------------------------------------------------------------------------

@@ -1,0 +1,222 @@
+"""``genofed submit``: send files to a node's inbox, encrypted for it, resumable; follow them.
+
+The HTTP client and the resume logic live in :mod:`genofed.node.client` (imported inside the
+commands, with httpx, to keep the CLI's start fast).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import typer
+
+from genofed.cli.common import err_console, fail, run_guarded
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from genofed.node.client import NodeClient, Uploaded
+
+MiB = 1024 * 1024
+TOKEN_ENV = "GENOFED_TOKEN"
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+app = typer.Typer(
+    help="Submit files to a node (encrypted for it as they are sent, resumable) and follow them.",
+    no_args_is_help=True,
+)
+
+NodeOption = typer.Option(
+    ..., "--node", envvar="GENOFED_NODE", help="The node's URL, e.g. https://ega.example.org."
+)
+TokenOption = typer.Option(
+    None,
+    "--token",
+    envvar=TOKEN_ENV,
+    show_default=False,
+    help=f"Your bearer token; better given in {TOKEN_ENV}, as other users can see command lines.",
+)
+
+
+@app.command()
+def upload(
+    files: list[Path] = typer.Argument(
+        ..., exists=True, dir_okay=False, readable=True, help="The files to submit."
+    ),
+    node: str = NodeOption,
+    token: str | None = TokenOption,
+    chunk_mib: int = typer.Option(
+        64, "--chunk-mib", min=1, max=1024, help="Size of each request, in MiB."
+    ),
+    fingerprint: str | None = typer.Option(
+        None,
+        "--fingerprint",
+        help="Refuse the node unless its Crypt4GH key has this fingerprint (as its operator "
+        "publishes it).",
+    ),
+    ingest: bool = typer.Option(
+        True, "--ingest/--no-ingest", help="Submit each file for ingestion once it is uploaded."
+    ),
+) -> None:
+    """Upload FILES: .c4gh files as they are, others encrypted for the node's key on the way.
+
+    After an interruption, run the same command again: each file resumes where the node
+    stopped. Prints one line per uploaded file on stdout: its file id on the node, then its path.
+    """
+    from genofed import crypt4gh
+
+    client = _connect(node, token)
+    try:
+        node_key = run_guarded(client.public_key)
+        found = crypt4gh.fingerprint(node_key)
+        if fingerprint is not None and fingerprint.lower() != found:
+            raise fail(
+                f"the node's key has fingerprint {found}, not {fingerprint}: you may not be "
+                "talking to the node you think; check the URL and ask its operator"
+            )
+        err_console.print(f"node key fingerprint {found}", highlight=False)
+        failures = _upload_all(client, node, files, node_key, chunk_mib * MiB, ingest)
+    except KeyboardInterrupt:
+        raise fail("interrupted: run the same command again to resume", code=130) from None
+    finally:
+        client.close()
+    if failures:
+        raise typer.Exit(1)
+
+
+def _upload_all(
+    client: NodeClient,
+    node: str,
+    files: list[Path],
+    node_key: bytes,
+    chunk_bytes: int,
+    ingest: bool,
+) -> int:
+    """Upload each file in turn; returns how many failed (a refused token stops them all)."""
+    from genofed.errors import GenofedError
+    from genofed.node.client import FileUpload, NodeError, state_dir, upload_with_retries
+
+    failures = 0
+    with _progress() as progress:
+        for path in files:
+            task = progress.add_task(path.name, total=None)
+
+            def start(path: Path = path, task: Any = task) -> FileUpload:
+                job = FileUpload(
+                    client,
+                    node,
+                    path,
+                    node_key,
+                    states=state_dir(),
+                    chunk_bytes=chunk_bytes,
+                    ingest=ingest,
+                    progress=lambda position: progress.update(task, completed=position),
+                )
+                progress.update(task, total=job.size)
+                if job.status.offset:
+                    _say(f"{path}: resuming at byte {job.status.offset} of {job.size}")
+                return job
+
+            try:
+                done = upload_with_retries(start)
+            except GenofedError as error:
+                failures += 1
+                err_console.print(f"[bold red]error:[/] {path}: {error}", highlight=False)
+                if isinstance(error, NodeError) and error.is_auth:
+                    break
+                continue
+            _report(path, done)
+    return failures
+
+
+def _report(path: Path, done: Uploaded) -> None:
+    record = done.record
+    typer.echo(f"{record['id']}\t{path}")
+    state = record.get("state", "uploaded")
+    checksum = f", sha256 {done.sha256}" if done.sha256 else ""
+    _say(f"{path}: file {record['id']} {state}{checksum}")
+
+
+@app.command()
+def status(node: str = NodeOption, token: str | None = TokenOption) -> None:
+    """List your files on the node: where each is in the pipeline, and why it stopped."""
+    from rich.console import Console
+    from rich.table import Table
+
+    client = _connect(node, token)
+    try:
+        files = run_guarded(client.files)
+    finally:
+        client.close()
+    if not files:
+        _say("you have no files on this node yet")
+        return
+    rows = [_status_row(record) for record in files]
+    console = Console(soft_wrap=True)
+    if not console.is_terminal:  # for scripts: one tab-separated line per file
+        for row in rows:
+            typer.echo("\t".join(row))
+        return
+    table = Table("file", "name", "state", "bytes", "updated", "error or last step")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+def _status_row(record: dict[str, Any]) -> tuple[str, ...]:
+    events = record.get("events") or []
+    last = events[-1]["detail"] if events else ""
+    return (
+        record["id"],
+        record.get("filename") or "",
+        record["state"],
+        str(record.get("upload_size") or ""),
+        str(record["updated_at"])[:19].replace("T", " "),
+        record.get("error") or last or "",
+    )
+
+
+def _connect(node: str, token: str | None) -> NodeClient:
+    from genofed.node.client import NodeClient
+
+    if not token:
+        raise fail(
+            f"no token: give --token or set {TOKEN_ENV}; the node's operator issues one "
+            "('genofed token issue --user YOU --role submitter')"
+        )
+    parts = urlsplit(node)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise fail(f"--node {node!r} is not a node URL: give e.g. https://ega.example.org")
+    if parts.scheme == "http" and parts.hostname not in _LOCAL_HOSTS:
+        err_console.print(
+            "[yellow]warning:[/] your token travels unencrypted over http://; use https://",
+            highlight=False,
+        )
+    return NodeClient.connect(node.rstrip("/"), token)
+
+
+def _progress() -> Progress:
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=not err_console.is_terminal,
+    )
+
+
+def _say(message: str) -> None:
+    err_console.print(message, markup=False, highlight=False)
