@@ -1,4 +1,5 @@
-"""The national node's HTTP API: service-info, the node's public keys, the submission inbox.
+"""The national node's HTTP API: service-info, the node's public keys, the submission inbox,
+and the metadata and dataset routes of :mod:`genofed.metadata.api`.
 
 Routes are thin: they authenticate, call :mod:`genofed.archive.inbox` in a worker thread (the
 database and storage are blocking), and turn its errors into statuses. Every error is JSON
@@ -34,6 +35,7 @@ from genofed.archive.queue import Queue
 from genofed.config import Settings
 from genofed.db import UploadSession
 from genofed.errors import GenofedError
+from genofed.metadata.api import router as metadata_routes
 from genofed.node.directory import NodeDirectoryError, node_secret_key
 from genofed.storage import ObjectStore, open_store
 
@@ -141,6 +143,7 @@ def create_app(
     app.state.max_chunk_bytes = max_chunk_bytes
     app.include_router(_public)
     app.include_router(_inbox_routes, prefix="/inbox", tags=["inbox"])
+    app.include_router(metadata_routes)
     app.add_exception_handler(GenofedError, _genofed_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     return app
