@@ -2,8 +2,8 @@
 
 ``GF`` + the node's country + a letter for the kind + 11 digits + a check character, e.g.
 ``GFBEF00000000042`` + check for the 42nd file of the Belgian node. The check character
-(ISO 7064 MOD 37,36) catches every single mistyped character and every swap of two neighbouring
-characters before it (a swap with the check character itself is caught 99.6 % of the time).
+(ISO 7064 MOD 37,36) catches every single mistyped character, and 99.6 % of swaps of two
+neighbouring characters.
 FEGA messages carry the EGA form of the same number (``EGAF00000000042``); both are accepted.
 """
 
