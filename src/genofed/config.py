@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     # The work queue: empty means the database-backed queue (one machine);
     # amqp://user:password@host:5672/vhost means RabbitMQ (workers on many machines).
     queue_url: SecretStr = SecretStr("")
+    # A worker that dies leaves its message leased this long before another worker takes it
+    # (live workers renew their leases); a message is tried this many times before it goes to
+    # the error queue (a worker crash counts as a try, so a message that kills workers stops).
+    queue_lease_seconds: float = 60.0
+    queue_max_attempts: int = 5
     embedded_workers: bool = True  # `genofed node serve` also runs the pipeline stages
     http: HttpSettings = HttpSettings()
     tokens: TokenSettings = TokenSettings()

@@ -114,12 +114,16 @@ def open_queue(settings: Settings) -> Queue:
     if not url:
         from genofed.archive.dbqueue import DatabaseQueue
 
-        return DatabaseQueue.open(settings.database_url)
+        return DatabaseQueue.open(
+            settings.database_url,
+            lease_seconds=settings.queue_lease_seconds,
+            max_attempts=settings.queue_max_attempts,
+        )
     scheme = urlsplit(url).scheme.lower()
     if scheme in ("amqp", "amqps"):
         from genofed.archive.rabbitmq import RabbitQueue
 
-        return RabbitQueue(url)
+        return RabbitQueue(url, max_attempts=settings.queue_max_attempts)
     shown = f"a {scheme!r} URL" if scheme else "not a URL"
     raise InvalidQueueUrl(
         f"queue_url is {shown}: leave it empty for the database queue or set "

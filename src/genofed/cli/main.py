@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from genofed import __version__
-from genofed.cli import crypt4gh, db, node, submit, token
+from genofed.cli import archive, crypt4gh, db, node, submit, token
 from genofed.cli import metadata as metadata_cli
 from genofed.cli.common import run_guarded
 
@@ -25,6 +25,8 @@ app.add_typer(metadata_cli.app, name="metadata")
 app.add_typer(metadata_cli.datasets, name="dataset")
 app.add_typer(submit.app, name="submit")
 app.add_typer(token.app, name="token")
+app.add_typer(archive.app, name="archive")
+app.command()(archive.worker)
 
 
 @app.command()
