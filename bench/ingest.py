@@ -91,6 +91,7 @@ def submit(config: Path, file_id: str) -> Engine:
         file = session.get(db.ArchiveFile, file_id)
         assert file is not None
         file.state = db.FileState.SUBMITTED
+        file.events.append(db.FileEvent(state=db.FileState.SUBMITTED, detail="benchmark"))
         body = messages.ingestion_trigger(file.submitter, file.inbox_path, file.upload_sha256)
 
     async def publish() -> None:
@@ -114,6 +115,21 @@ def wait_ready(engine: Engine, file_id: str, worker: subprocess.Popen[bytes]) ->
         if worker.poll() is not None:
             raise SystemExit("the worker exited before the file was ready")
         time.sleep(0.02)
+
+
+def stage_times(engine: Engine, file_id: str) -> list[str]:
+    """How long the file spent reaching each state, from its event history."""
+    with db.session_scope(engine) as session:
+        file = session.get(db.ArchiveFile, file_id)
+        assert file is not None
+        events = [(event.state.value, event.created_at) for event in file.events]
+    submitted = next(at for state, at in events if state == "submitted")
+    lines, previous = [], submitted
+    for state, at in events:
+        if at > submitted:
+            lines.append(f"  {state:<10} +{(at - previous).total_seconds():.2f} s")
+            previous = at
+    return lines
 
 
 def main() -> None:
@@ -155,6 +171,8 @@ def main() -> None:
             f"{rate:,.0f} MB/s ({rate / TARGET_MB_S:.1f}x the {TARGET_MB_S} MB/s target); "
             f"worker peak RSS {peak:.0f} MiB"
         )
+        for line in stage_times(engine, file_id):
+            print(line)
         engine.dispose()
     finally:
         shutil.rmtree(work)

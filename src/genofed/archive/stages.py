@@ -13,8 +13,6 @@ to ``error`` with a reason the submitter can act on. Anything else is retried by
 
 from __future__ import annotations
 
-import hashlib
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
@@ -24,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from genofed import crypt4gh, db
 from genofed.archive import inbox, messages
+from genofed.archive.checksums import HashingReader, HashingWriter, ParallelDigests
 from genofed.config import Settings
 from genofed.crypt4gh.errors import Crypt4GHError
 from genofed.crypt4gh.header import reencrypt
@@ -87,15 +86,16 @@ def ingest(pipeline: Pipeline, body: dict[str, Any]) -> list[Outgoing]:
                 f"the upload is not a Crypt4GH file for this node: {error}; encrypt it for the "
                 f"node key {pipeline.node_key_fingerprint} and upload it again"
             ) from None
-        body_hash = _HashingReader(upload, "sha256")
         key = archive_key(file.id)
-        size = pipeline.archive.put(key, body_hash)  # type: ignore[arg-type]
+        with ParallelDigests("sha256") as digests:
+            size = pipeline.archive.put(key, HashingReader(upload, digests))  # type: ignore[arg-type]
+            body_sha256 = digests.hexdigests()["sha256"]
     with db.session_scope(pipeline.engine) as session:
         record = _load(session, file.id)
         record.header = header_bytes
         record.archive_key = pipeline.node_key_fingerprint
         record.archive_path, record.archive_size = key, size
-        record.archive_sha256 = body_hash.hexdigest()
+        record.archive_sha256 = body_sha256
         _advance(
             session,
             record,
@@ -151,24 +151,26 @@ def checksums_of_archived(pipeline: Pipeline, file: ArchiveFile) -> Checksums:
     """Read the archived body once: decrypt it and hash plaintext and body on the way."""
     assert file.header is not None and file.archive_path is not None
     header = _open_stored_header(pipeline, file.header)
-    with pipeline.archive.open(file.archive_path) as stored:
-        body = _HashingReader(stored, "sha256")
-        sink = _PlaintextHashes()
+    with (
+        pipeline.archive.open(file.archive_path) as stored,
+        ParallelDigests("sha256") as body_digests,
+        ParallelDigests("sha256", "md5") as plain_digests,
+    ):
+        sink = HashingWriter(plain_digests)
         try:
-            size = crypt4gh.decrypt_body(body, sink, header)  # type: ignore[arg-type]
+            crypt4gh.decrypt_body(HashingReader(stored, body_digests), sink, header)  # type: ignore[arg-type]
         except Crypt4GHError as error:
             raise PermanentError(
                 f"the archived body of file {file.id} is damaged: {error}"
             ) from None
-        finally:
-            sink.close()
-    if body.hexdigest() != file.archive_sha256:
+        body_sha256 = body_digests.hexdigests()["sha256"]
+        plain = plain_digests.hexdigests()
+    if body_sha256 != file.archive_sha256:
         raise PermanentError(
             f"the archived body of file {file.id} changed since ingestion (sha256 "
-            f"{body.hexdigest()}, recorded {file.archive_sha256}): restore it from the backup"
+            f"{body_sha256}, recorded {file.archive_sha256}): restore it from the backup"
         )
-    sha256, md5 = sink.hexdigests()
-    return Checksums((sha256, md5, size), body.hexdigest())
+    return Checksums((plain["sha256"], plain["md5"], sink.size), body_sha256)
 
 
 def _check_same(record: ArchiveFile, found: Checksums) -> None:
@@ -412,10 +414,10 @@ def _open_stored_header(pipeline: Pipeline, header_bytes: bytes) -> crypt4gh.Hea
 
 
 def _sha256_of(store: ObjectStore, key: str) -> str:
-    digest = hashlib.sha256()
-    for chunk in store.iter_range(key, 0, None, 4 << 20):
-        digest.update(chunk)
-    return digest.hexdigest()
+    with ParallelDigests("sha256") as digests:
+        for chunk in store.iter_range(key, 0, None, 4 << 20):
+            digests.update(chunk)
+        return digests.hexdigests()["sha256"]
 
 
 def _inbox_stream(pipeline: Pipeline, file: ArchiveFile) -> BinaryIO:
@@ -440,55 +442,3 @@ def _in_released_dataset(session: Session, file_id: str) -> bool:
         )
     )
     return session.execute(query).first() is not None
-
-
-class _HashingReader:
-    """Passes a stream through, hashing what is read."""
-
-    def __init__(self, source: BinaryIO, algorithm: str) -> None:
-        self._source, self._digest = source, hashlib.new(algorithm)
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._source.read(size)
-        self._digest.update(data)
-        return data
-
-    def readinto(self, buffer: memoryview) -> int:
-        n = self._source.readinto(buffer)  # type: ignore[attr-defined]
-        if n:
-            self._digest.update(buffer[:n])
-        return int(n or 0)
-
-    def seekable(self) -> bool:
-        return False
-
-    def hexdigest(self) -> str:
-        return self._digest.hexdigest()
-
-
-class _PlaintextHashes:
-    """A sink computing sha256 and md5 at once: md5 on a thread of its own (hashlib releases the
-    GIL), so the two cost the time of the slower, not the sum."""
-
-    def __init__(self) -> None:
-        self._sha256, self._md5 = hashlib.sha256(), hashlib.md5()
-        self._pending: threading.Thread | None = None
-
-    def write(self, data: bytes | memoryview) -> int:
-        self._join()
-        chunk = bytes(data)  # the engine reuses its buffer after this call returns
-        self._pending = threading.Thread(target=self._md5.update, args=(chunk,))
-        self._pending.start()
-        self._sha256.update(chunk)
-        return len(chunk)
-
-    def _join(self) -> None:
-        if self._pending is not None:
-            self._pending.join()
-            self._pending = None
-
-    def close(self) -> None:
-        self._join()
-
-    def hexdigests(self) -> tuple[str, str]:
-        return self._sha256.hexdigest(), self._md5.hexdigest()
