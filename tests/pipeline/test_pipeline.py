@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 from pathlib import Path
@@ -202,3 +203,46 @@ def _raw_upload(node: Node, session: Session, data: bytes) -> str:
     node.pipeline.inbox.put(key, io.BytesIO(data))
     session.add(db.UploadPart(upload_id=upload.id, offset=0, size=len(data), storage_key=key))
     return upload.id
+
+
+def test_dataset_messages_from_the_broker_map_and_release(node: Node, plain: bytes) -> None:
+    from genofed.metadata import service
+
+    file_id = node.upload(node.encrypt(plain))
+    node.drain()
+    policy = {
+        "dacs": [{"alias": "DAC", "title": "Node DAC", "contacts": ["dac@example.be"]}],
+        "policies": [{"alias": "GRU", "title": "Any research", "dac": "DAC", "permission": "GRU"}],
+    }
+    with db.session_scope(node.engine) as session:
+        service.submit_metadata(session, "BE", "alice", policy)
+        dataset = service.create_dataset(
+            session, "BE", "alice", alias="DS", title="Cohort", policy="GRU"
+        )
+        dataset_ega = accessions.parse(str(dataset.accession)).ega
+        dataset_accession = str(dataset.accession)
+    file_ega = accessions.parse(node.file(file_id).accession or "").ega
+
+    async def publish() -> None:
+        queue = node.queue()
+        await queue.publish(messages.MAPPING, messages.dataset_mapping(dataset_ega, [file_ega]))
+        await queue.publish(messages.MAPPING, messages.dataset_release(dataset_ega))
+        await queue.publish(messages.MAPPING, messages.dataset_release("EGAD99999999999"))
+        failed = await queue.failed()
+        await queue.close()
+        assert failed == []
+
+    asyncio.run(publish())
+    node.drain()
+    with db.session_scope(node.engine) as session:
+        released = service.find_dataset(session, "BE", dataset_accession)
+        assert released.status == db.ObjectStatus.RELEASED
+        assert [f.id for f in service.dataset_files(session, released)] == [file_id]
+
+    async def failures() -> list[str]:
+        queue = node.queue()
+        failed = await queue.failed()
+        await queue.close()
+        return [message.body["dataset_id"] for message in failed]
+
+    assert asyncio.run(failures()) == ["EGAD99999999999"]  # unknown dataset: error queue

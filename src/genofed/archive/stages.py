@@ -276,6 +276,22 @@ def rotate_key(pipeline: Pipeline, body: dict[str, Any]) -> list[Outgoing]:
     ]
 
 
+# -- dataset mapping ----------------------------------------------------------------------------
+
+
+def mapping(pipeline: Pipeline, body: dict[str, Any]) -> list[Outgoing]:
+    """Apply a FEGA dataset message (mapping, release, deprecate) sent through the broker."""
+    from genofed.metadata.errors import MetadataError
+    from genofed.metadata.fega import apply_dataset_message
+
+    with db.session_scope(pipeline.engine) as session:
+        try:
+            apply_dataset_message(session, pipeline.settings.country, body)
+        except MetadataError as error:
+            raise PermanentError(str(error)) from None
+    return []
+
+
 # -- cancel -------------------------------------------------------------------------------------
 
 
@@ -311,6 +327,7 @@ STAGES: dict[str, Stage] = {
     messages.ACCESSION: accession,
     messages.BACKUP: backup,
     messages.ROTATE: rotate_key,
+    messages.MAPPING: mapping,
 }
 
 
