@@ -108,7 +108,9 @@ class Node:
 
 
 @pytest.fixture
-def node(tmp_path: Path) -> Iterator[Node]:
+def node(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Node]:
+    """A node on each database backend (SQLite; PostgreSQL when the suite has one)."""
+    monkeypatch.setenv("GENOFED_DATABASE_URL", database_url)
     made = init_node(tmp_path / "node", name="Test node", country="BE")
     pipeline = build_pipeline(made.settings)
     yield Node(made.settings, pipeline)

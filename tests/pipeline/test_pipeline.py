@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
+import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -246,3 +249,33 @@ def test_dataset_messages_from_the_broker_map_and_release(node: Node, plain: byt
         return [message.body["dataset_id"] for message in failed]
 
     assert asyncio.run(failures()) == ["EGAD99999999999"]  # unknown dataset: error queue
+
+
+def test_the_pipeline_runs_on_rabbitmq(node: Node, plain: bytes) -> None:
+    url = os.environ.get("GENOFED_TEST_RABBITMQ_URL")
+    if not url:
+        pytest.skip("GENOFED_TEST_RABBITMQ_URL is not set")
+    import aio_pika
+
+    from genofed.archive.rabbitmq import RabbitQueue
+
+    prefix = f"gfpipe-{uuid.uuid4().hex[:12]}"
+    node.queue = lambda: RabbitQueue(url, prefix=prefix, base_delay=0.01)  # type: ignore[method-assign]
+    try:
+        file_id = node.upload(node.encrypt(plain))
+        assert node.drain(workers=2) == 4
+        file = node.file(file_id)
+        assert file.state == S.READY
+        assert file.decrypted_sha256 == hashlib.sha256(plain).hexdigest()
+    finally:
+
+        async def delete_queues() -> None:
+            connection = await aio_pika.connect(url)
+            async with connection:
+                for name in messages.QUEUES:
+                    for suffix in ("", ".delay", ".error"):
+                        channel = await connection.channel()
+                        with contextlib.suppress(Exception):
+                            await channel.queue_delete(f"{prefix}.{name}{suffix}")
+
+        asyncio.run(delete_queues())
