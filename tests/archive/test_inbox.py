@@ -198,10 +198,27 @@ def test_first_chunk_for_another_key_is_refused_at_once(box: Inbox) -> None:
     assert box.keys(upload.id) == []
 
 
-@pytest.mark.parametrize("content", [b"plain text, not encrypted at all", b"crypt4gh\x09\0\0\0"])
-def test_a_file_that_is_not_crypt4gh_is_rejected(box: Inbox, content: bytes) -> None:
+def test_a_first_chunk_that_cuts_the_header_short_is_judged_at_completion(
+    box: Inbox, data: bytes
+) -> None:
+    upload = inbox.create_upload(box.session, "alice", "x.c4gh")
+    for offset, chunk in [(0, data[:20]), (20, data[20:])]:  # the header is ~120 bytes
+        inbox.put_chunk(
+            box.session, box.store, upload.id, "alice", offset, [chunk], node_key=box.node.secret
+        )
+    assert box.complete(upload.id, sha256(data)).state is FileState.UPLOADED
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"plain text, not encrypted at all", "not a Crypt4GH file this node can read"),
+        (b"crypt4gh\x01\0\0\0", "header is damaged \\(header is truncated"),
+    ],
+)
+def test_a_file_that_is_not_crypt4gh_is_rejected(box: Inbox, content: bytes, reason: str) -> None:
     upload_id = box.upload(content)
-    with pytest.raises(inbox.RejectedFile, match="not a Crypt4GH file this node can read"):
+    with pytest.raises(inbox.RejectedFile, match=reason):
         box.complete(upload_id, sha256(content))
     assert inbox.get_upload(box.session, upload_id, "alice").state is UploadState.CANCELLED
 

@@ -219,6 +219,22 @@ def test_c4gh_files_are_sent_as_they_are(node: Node) -> None:
     assert done.record["filename"] == "reads.bam.c4gh"
 
 
+def test_sending_the_same_c4gh_again_is_refused_and_cleaned_up(node: Node) -> None:
+    path = node.tmp / "reads.bam.c4gh"
+    public = crypt4gh.load_public_key(node.settings.crypt4gh.public_key)
+    path.write_bytes(encrypt_for(public, os.urandom(50_000)))
+    first = node.upload(path)
+    second = node.job(path)
+    with pytest.raises(NodeError, match=f"file {first.record['id']}") as error:
+        second.run()
+    assert error.value.status == 409
+    assert "this client cancelled the upload" in str(error.value)
+    status = node.client().upload_status(second.state.upload_id)
+    assert status is not None and status.state == "cancelled"
+    assert node.state_files() == []
+    assert node.archive_files() == 1
+
+
 def test_c4gh_for_another_key_ends_its_upload(node: Node) -> None:
     path = node.tmp / "wrong.c4gh"
     path.write_bytes(encrypt_for(crypt4gh.generate_keypair().public, b"x" * 300_000))

@@ -30,6 +30,7 @@ from sqlalchemy import CursorResult, Select, delete, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from genofed import crypt4gh
+from genofed.crypt4gh.header import PREAMBLE
 from genofed.db import ArchiveFile, FileEvent, FileState, UploadPart, UploadSession, UploadState
 from genofed.errors import GenofedError
 from genofed.storage import ObjectStore, StorageError
@@ -215,16 +216,11 @@ def _record_part(session: Session, upload_id: str, offset: int, size: int, key: 
 
 
 def _check_first_chunk(store: ObjectStore, key: str, size: int, node_key: bytes) -> None:
-    try:
+    """Refuse at once what a first chunk proves (not Crypt4GH, or for another key), sparing the
+    submitter the rest of the upload. A chunk shorter than the preamble proves nothing."""
+    if size >= PREAMBLE.size:
         with store.open(key) as stream:
-            check_header(stream, node_key)
-    except WrongRecipient:
-        raise
-    except RejectedFile:
-        # A first chunk shorter than a header may be a file cut in small chunks: let complete
-        # judge. With the 16-byte preamble present, a missing magic is conclusive.
-        if size >= 16:
-            raise
+            check_header(stream, node_key, whole=False)
 
 
 def complete_upload(
@@ -411,10 +407,19 @@ def _sha256(stream: BinaryIO) -> str:
 # -- the file inside --------------------------------------------------------------------------
 
 
-def check_header(stream: BinaryIO, node_key: bytes) -> None:
-    """Refuse a stream that does not start with a Crypt4GH header this node's key opens."""
+def check_header(stream: BinaryIO, node_key: bytes, *, whole: bool = True) -> None:
+    """Refuse a stream that does not start with a Crypt4GH header this node's key opens.
+
+    Unless ``whole``, the stream is only the start of the file, so a header that it cuts short
+    (or that looks malformed) is let through: completion judges the whole file.
+    """
     try:
         crypt4gh.open_header(crypt4gh.read_header(stream), node_key)
+    except crypt4gh.MalformedHeader as error:
+        if whole:
+            raise RejectedFile(
+                f"the file's Crypt4GH header is damaged ({error}); this upload is cancelled"
+            ) from None
     except crypt4gh.NoPacketForKey:
         fingerprint = crypt4gh.fingerprint(crypt4gh.public_key_of(node_key))
         raise WrongRecipient(

@@ -12,7 +12,7 @@ import importlib
 import importlib.util
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any, TypeVar
@@ -31,7 +31,7 @@ from starlette.requests import ClientDisconnect
 from genofed import __version__, crypt4gh, db
 from genofed.access.tokens import Identity, InvalidToken, ensure_signing_key, jwks, verify_token
 from genofed.archive import inbox, messages
-from genofed.archive.queue import Queue
+from genofed.archive.queue import Queue, open_queue
 from genofed.config import Settings
 from genofed.db import UploadSession
 from genofed.errors import GenofedError
@@ -153,29 +153,18 @@ def create_app(
 async def _lifespan(
     app: FastAPI, *, settings: Settings, injected_queue: Queue | None
 ) -> AsyncIterator[None]:
-    node = await anyio.to_thread.run_sync(open_node, settings)
-    app.state.node = node
-    try:
-        queue = injected_queue if injected_queue is not None else _open_queue(settings)
-        app.state.queue = queue
-        try:
-            worker = _start_workers(app, settings)
-            try:
-                yield
-            finally:
-                if worker is not None:
-                    await worker.stop()
-        finally:
-            if injected_queue is None:
-                await queue.close()
-    finally:
-        node.close()
-
-
-def _open_queue(settings: Settings) -> Queue:
-    from genofed.archive.queue import open_queue
-
-    return open_queue(settings)
+    async with AsyncExitStack() as stack:  # closes in reverse: workers, queue, database
+        node = await anyio.to_thread.run_sync(open_node, settings)
+        stack.callback(node.close)
+        app.state.node = node
+        app.state.queue = injected_queue
+        if injected_queue is None:
+            app.state.queue = open_queue(settings)
+            stack.push_async_callback(app.state.queue.close)
+        worker = _start_workers(app, settings)
+        if worker is not None:
+            stack.push_async_callback(worker.stop)
+        yield
 
 
 def _start_workers(app: FastAPI, settings: Settings) -> Any:

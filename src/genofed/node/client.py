@@ -318,7 +318,7 @@ class ResumeState:
 
 @dataclass(frozen=True)
 class Uploaded:
-    """A finished upload: the file record the node made, and whether this run resumed one."""
+    """A finished upload: the file record the node made, and the offset this run started at."""
 
     record: dict[str, Any]
     resumed_from: int
@@ -363,12 +363,11 @@ class FileUpload:
         saved = ResumeState.load(self.state_path)
         if saved is not None:
             status = self.client.upload_status(saved.upload_id)
-            usable = status is not None and status.state != "cancelled"
-            if usable and saved.describes(self.node, self.file, info, fingerprint):
-                assert status is not None
-                return saved, status
-            if usable and status is not None and status.state == "open":
-                self.client.cancel(saved.upload_id)  # the file changed: its bytes are stale
+            if status is not None and status.state != "cancelled":
+                if saved.describes(self.node, self.file, info, fingerprint):
+                    return saved, status
+                if status.state == "open":
+                    self.client.cancel(saved.upload_id)  # the file changed: its bytes are stale
         state = self._new_state(info, fingerprint)
         return state, UploadStatus(state.upload_id, "open", 0, None)
 
@@ -401,9 +400,9 @@ class FileUpload:
             self._check_unchanged()
             record = self.client.complete(status.id, digest.hexdigest(), ingest=self.ingest)
         except NodeError as error:
-            if not error.can_resume:
-                self.forget(cancel=True)
-            raise
+            if error.can_resume or not self.forget(cancel=True):
+                raise
+            raise NodeError(f"{error} (this client cancelled the upload)", error.status) from None
         self.forget()
         return Uploaded(record, status.offset, digest.hexdigest())
 
@@ -451,16 +450,20 @@ class FileUpload:
         found = [record for record in self.client.files() if record["id"] == file_id]
         return found[0] if found else {"id": file_id}
 
-    def forget(self, *, cancel: bool = False) -> None:
-        """Remove the resume state (and, with ``cancel``, the node's open upload)."""
+    def forget(self, *, cancel: bool = False) -> bool:
+        """Remove the resume state and, with ``cancel``, the node's upload if it is still open;
+        returns whether it cancelled one."""
+        cancelled = False
         if cancel:
             try:
                 status = self.client.upload_status(self.state.upload_id)
                 if status is not None and status.state == "open":
                     self.client.cancel(self.state.upload_id)
+                    cancelled = True
             except NodeError:
                 pass  # the node will not take it further anyway; the state must go
         self.state_path.unlink(missing_ok=True)
+        return cancelled
 
 
 def _check_crypt4gh(path: Path) -> None:
