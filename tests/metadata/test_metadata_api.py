@@ -115,7 +115,7 @@ def test_tokens_and_roles(client: TestClient, settings: Settings) -> None:
     requester = _as(settings, "bob@ulb.be", "requester")
     denied = client.post("/metadata", json={}, headers=requester)
     assert denied.status_code == 403
-    assert "submitter role" in denied.json()["detail"]
+    assert "submitter or operator role" in denied.json()["detail"]
 
 
 def test_dataset_routes_keep_the_rules_and_answer_with_statuses(

@@ -26,7 +26,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from genofed import db
-from genofed.access.tokens import Identity, InvalidToken, verify_token
+from genofed.access.http import bearer_identity, require_role
+from genofed.access.tokens import Identity
 from genofed.config import Settings
 from genofed.db import MetadataObject, ObjectStatus
 from genofed.metadata import datasets as service
@@ -43,34 +44,8 @@ router = APIRouter()
 # -- who is asking, and the node they ask -------------------------------------------------------
 
 
-def current_identity(request: Request) -> Identity:
-    """The identity the request's bearer token proves (401 without a valid one)."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise HTTPException(
-            401,
-            "no bearer token: send 'Authorization: Bearer <token>' with a token from the node "
-            "operator ('genofed token issue')",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    try:
-        return verify_token(_settings(request), token.strip())
-    except InvalidToken as error:
-        raise HTTPException(
-            401, str(error), headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
-        ) from None
-
-
-def submitting(identity: Identity = Depends(current_identity)) -> Identity:
-    """A caller who may submit metadata and manage datasets (their own, or any as operator)."""
-    if not (identity.has_role(SUBMITTER) or identity.has_role(OPERATOR)):
-        held = ", ".join(sorted(identity.roles)) or "none"
-        raise HTTPException(
-            403,
-            f"this needs the {SUBMITTER} role; your token grants: {held}; ask the node operator "
-            f"for a token with --role {SUBMITTER}",
-        )
-    return identity
+current_identity = bearer_identity
+submitting = require_role(SUBMITTER, OPERATOR, doing="submitting metadata and managing datasets")
 
 
 def _settings(request: Request) -> Settings:

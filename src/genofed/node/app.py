@@ -29,7 +29,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import ClientDisconnect
 
 from genofed import __version__, crypt4gh, db
-from genofed.access.tokens import Identity, InvalidToken, ensure_signing_key, jwks, verify_token
+from genofed.access.http import require_role
+from genofed.access.tokens import Identity, InvalidToken, ensure_signing_key, jwks
 from genofed.archive import inbox, messages
 from genofed.archive.queue import Queue, open_queue
 from genofed.config import Settings
@@ -46,18 +47,9 @@ WORKER_MODULE = "genofed.archive.worker"  # the pipeline stages, run in-process 
 OFFSET_HEADER = "Upload-Offset"
 
 
-class MissingRole(GenofedError):
-    """A valid token without the role a route needs."""
-
-
-class NoToken(InvalidToken):
-    """A request without a bearer token."""
-
-
 _STATUS: dict[type[Exception], int] = {
     inbox.InvalidRequest: 400,
     InvalidToken: 401,
-    MissingRole: 403,
     inbox.NotYours: 403,
     inbox.UploadNotFound: 404,
     inbox.FileNotFound: 404,
@@ -193,9 +185,8 @@ async def _genofed_error(request: Request, error: Exception) -> JSONResponse:
             status_code=503,
         )
     headers = {}
-    if isinstance(error, InvalidToken):  # RFC 6750: no error code when no token was sent
-        no_token = isinstance(error, NoToken)
-        headers["WWW-Authenticate"] = "Bearer" if no_token else 'Bearer error="invalid_token"'
+    if isinstance(error, InvalidToken):
+        headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
     if isinstance(error, inbox.UploadOffsetMismatch):
         headers[OFFSET_HEADER] = str(error.offset)
     return JSONResponse({"detail": str(error)}, status_code=status, headers=headers)
@@ -213,28 +204,7 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
 # -- authentication -----------------------------------------------------------------------------
 
 
-async def caller(request: Request) -> Identity:
-    """The identity the request's bearer token proves."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise NoToken(
-            "no bearer token: send the header 'Authorization: Bearer <token>' with a token from "
-            "the node operator ('genofed token issue')"
-        )
-    settings: Settings = request.app.state.settings
-    return verify_token(settings, token.strip())
-
-
-async def submitter(identity: Identity = Depends(caller)) -> Identity:
-    """A caller allowed to submit files."""
-    if not identity.has_role(SUBMITTER):
-        held = ", ".join(sorted(identity.roles)) or "none"
-        raise MissingRole(
-            f"submitting files needs the {SUBMITTER} role; your token grants: {held}; ask the "
-            f"node operator for a token with --role {SUBMITTER}"
-        )
-    return identity
+submitter = require_role(SUBMITTER, doing="submitting files")
 
 
 # -- public routes ------------------------------------------------------------------------------
