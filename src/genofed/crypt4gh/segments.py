@@ -72,47 +72,13 @@ def encrypt_segments(
     src: BinaryIO, dst: Writable, session_key: bytes, progress: Progress | None = None
 ) -> int:
     """Encrypt everything ``src`` holds into ``dst``; returns the plaintext size."""
-    aead = ChaCha20Poly1305(session_key)
-    slots = (_Slot(), _Slot())
     total = 0
-    pending: tuple[_Job, memoryview] | None = None  # being sealed in the pool, written next
-    for turn in itertools.count():
-        slot = slots[turn % 2]
-        n = _read_full(src, slot.plain)
-        started = _start_sealing(aead, slot, n) if n else None
-        if pending is not None:
-            _finish(pending, dst)
-        pending = started
-        total += n
-        if progress and n:
-            progress(n)
-        if n < len(slot.plain):
-            break
-    if pending is not None:
-        _finish(pending, dst)
+    for sealed, size in _sealed_batches(src, session_key, counter_from=None):
+        dst.write(sealed)
+        total += size
+        if progress:
+            progress(size)
     return total
-
-
-def _start_sealing(aead: ChaCha20Poly1305, slot: _Slot, n: int) -> tuple[_Job, memoryview]:
-    count = -(-n // SEGMENT_SIZE)
-    nonces = os.urandom(NONCE_SIZE * count)
-
-    def seal(first: int, last: int) -> None:
-        for index in range(first, last):
-            plain, nonce, box = slot.parts(index, min(SEGMENT_SIZE, n - index * SEGMENT_SIZE))
-            nonce[:] = nonces[index * NONCE_SIZE : (index + 1) * NONCE_SIZE]
-            aead.encrypt_into(nonce, plain, None, box)
-
-    return _Job(seal, count), slot.sealed[: cipher_size(n)]
-
-
-def _finish(pending: tuple[_Job, memoryview], dst: Writable) -> None:
-    job, output = pending
-    job.wait()
-    dst.write(output)
-
-
-# -- reproducible encryption (resumable uploads) ------------------------------------------------
 
 
 def counter_nonce(index: int) -> bytes:
@@ -127,38 +93,51 @@ def encrypt_segments_counter(src: BinaryIO, session_key: bytes, first: int = 0) 
     The output then depends only on the key and the plaintext, so an interrupted upload can
     regenerate the bytes it sent and resume at any segment. Safe only because each file gets a
     fresh random session key: one key must never seal two different plaintexts. Items are
-    batches of whole segments (copies), sealed in the pool while the previous one is consumed.
+    batches of whole segments (copies).
     """
+    for sealed, _ in _sealed_batches(src, session_key, counter_from=first):
+        yield bytes(sealed)
+
+
+def _sealed_batches(
+    src: BinaryIO, session_key: bytes, *, counter_from: int | None
+) -> Iterator[tuple[memoryview, int]]:
+    """Sealed batches and their plaintext sizes. Batch ``k + 1`` is read and sealed in the pool
+    while the caller uses batch ``k``, whose view stays valid until the caller asks for more.
+    Nonces are random, or the segment counter from ``counter_from``."""
     aead = ChaCha20Poly1305(session_key)
     slots = (_Slot(), _Slot())
-    pending: tuple[_Job, memoryview] | None = None
-    index = first
+    pending: tuple[_Job, memoryview, int] | None = None
+    index = counter_from or 0
     for turn in itertools.count():
         slot = slots[turn % 2]
         n = _read_full(src, slot.plain)
-        started = _start_counter_sealing(aead, slot, n, index) if n else None
+        count = -(-n // SEGMENT_SIZE)
+        if counter_from is None:
+            nonces = os.urandom(NONCE_SIZE * count)
+        else:
+            nonces = b"".join(counter_nonce(index + number) for number in range(count))
+        started = (_start_sealing(aead, slot, n, nonces), slot.sealed[: cipher_size(n)], n)
         if pending is not None:
             pending[0].wait()
-            yield bytes(pending[1])
-        pending = started
-        index += -(-n // SEGMENT_SIZE)
+            yield pending[1], pending[2]
+        pending = started if n else None
+        index += count
         if n < len(slot.plain):
             break
     if pending is not None:
         pending[0].wait()
-        yield bytes(pending[1])
+        yield pending[1], pending[2]
 
 
-def _start_counter_sealing(
-    aead: ChaCha20Poly1305, slot: _Slot, n: int, first: int
-) -> tuple[_Job, memoryview]:
-    def seal(start: int, stop: int) -> None:
-        for index in range(start, stop):
+def _start_sealing(aead: ChaCha20Poly1305, slot: _Slot, n: int, nonces: bytes) -> _Job:
+    def seal(first: int, last: int) -> None:
+        for index in range(first, last):
             plain, nonce, box = slot.parts(index, min(SEGMENT_SIZE, n - index * SEGMENT_SIZE))
-            nonce[:] = counter_nonce(first + index)
+            nonce[:] = nonces[index * NONCE_SIZE : (index + 1) * NONCE_SIZE]
             aead.encrypt_into(nonce, plain, None, box)
 
-    return _Job(seal, -(-n // SEGMENT_SIZE)), slot.sealed[: cipher_size(n)]
+    return _Job(seal, -(-n // SEGMENT_SIZE))
 
 
 # -- decryption ---------------------------------------------------------------------------------
