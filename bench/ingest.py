@@ -140,6 +140,7 @@ def main() -> None:
     args = parser.parse_args()
     size = args.size_mib * MIB
     work = Path(tempfile.mkdtemp(prefix="genofed-ingest-", dir=args.dir))
+    worker: subprocess.Popen[bytes] | None = None
     try:
         for name, rate in machine_limits().items():
             print(f"machine: {name} on one core: {rate / 1e6:,.0f} MB/s")
@@ -175,6 +176,9 @@ def main() -> None:
             print(line)
         engine.dispose()
     finally:
+        if worker is not None and worker.poll() is None:
+            worker.terminate()
+            worker.wait(timeout=60)
         shutil.rmtree(work)
 
 
