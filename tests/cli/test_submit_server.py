@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "node"))
 
-from inbox_support import FakeQueue, decrypt_with, encrypt_for, make_node, serving, token
+from inbox_support import FakeQueue, decrypt_with, encrypt_for, make_node, token
 
 from genofed import crypt4gh, db
 from genofed.archive import inbox
@@ -24,6 +24,7 @@ from genofed.db import ArchiveFile
 from genofed.node.app import create_app
 from genofed.node.client import NodeClient
 from genofed.node.directory import node_secret_key
+from genofed.node.server import serving
 from genofed.storage import open_store
 
 MiB = 1024 * 1024

@@ -8,17 +8,10 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import socket
-import threading
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import uvicorn
-from fastapi import FastAPI
 
 from genofed import crypt4gh
 from genofed.access.tokens import issue_token
@@ -102,34 +95,6 @@ class FakeQueue:
         return 0
 
     async def close(self) -> None: ...
-
-
-def free_socket() -> socket.socket:
-    """A socket bound to a free port on 127.0.0.1 (uvicorn listens on it: no port race)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
-@contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    """Run ``app`` with uvicorn in a thread on 127.0.0.1; yields its base URL."""
-    sock = free_socket()
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
-        sock.close()
 
 
 def claims(settings: Settings, **changes: Any) -> dict[str, Any]:
