@@ -1,8 +1,15 @@
 """FEGA broker messages: the pipeline's queue names, schema validation, and builders.
 
-Every body that crosses a queue is a FEGA message (the NeIC SDA "federated" JSON schemas, shipped
-in ``schemas/``). The queues validate bodies when they are published and again when they are
-received, so a stage never sees a malformed message and a producer bug is caught at its source.
+Every body that crosses a queue is a FEGA message, in the forms the federated EGA nodes exchange
+(those of the NeIC Sensitive Data Archive). The queues validate bodies when they are published
+and again when they are received, so a stage never sees a malformed message and a producer bug
+is caught at its source.
+
+The forms are defined here, in :data:`_FORMS`: our own JSON-schema rules, written from what each
+message means (the required fields, their types, the ``type``/``operation`` constants, checksum
+and accession forms). The official FEGA schemas are not part of genofed (their licence is not
+ours); ``tests/archive/test_messages_interop.py`` checks that our rules and theirs give the same
+verdicts, and says where ours are deliberately stricter.
 
 Which schema a queue carries (:func:`schema_for`):
 
@@ -26,13 +33,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import cache
-from importlib.resources import files
 from typing import Any
 
 from jsonschema import Draft7Validator
 from jsonschema.exceptions import ValidationError, relevance
+from jsonschema.validators import extend
 
 from genofed.errors import GenofedError
 
@@ -91,6 +99,141 @@ _TYPED_OR_NOT = {
 }
 _MAX_MESSAGE = 300  # characters of a validation problem kept in an error message
 _MAX_DEPTH = 64  # nesting of a body; deeper is not a FEGA message and would exhaust the stack
+
+
+# -- the message forms ----------------------------------------------------------------------------
+# One JSON-schema rule per message, in the terms of the FEGA message semantics. Fields not named
+# are allowed (a node may add its own); a checksum, though, is exactly {"type", "value"}.
+
+
+def _text(min_length: int = 0, pattern: str | None = None) -> dict[str, Any]:
+    rule: dict[str, Any] = {"type": "string"}
+    if min_length:
+        rule["minLength"] = min_length
+    if pattern is not None:
+        rule["pattern"] = pattern
+    return rule
+
+
+def _one_of_texts(*values: str) -> dict[str, Any]:
+    return {"enum": list(values)} if len(values) > 1 else {"const": values[0]}
+
+
+def _checksum(algorithm: str, hex_digits: int) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["type", "value"],
+        "properties": {
+            "type": {"const": algorithm},
+            "value": _text(pattern=f"^[a-fA-F0-9]{{{hex_digits}}}$"),
+        },
+        "additionalProperties": False,
+    }
+
+
+def _checksums(*, with_sha256: bool = False) -> dict[str, Any]:
+    """A list of sha256 and md5 checksums; ``with_sha256``: at least one of them a sha256."""
+    rule: dict[str, Any] = {
+        "type": "array",
+        "items": {"anyOf": [_checksum("sha256", 64), _checksum("md5", 32)]},
+    }
+    if with_sha256:
+        rule["contains"] = {
+            "type": "object",
+            "required": ["type"],
+            "properties": {"type": {"const": "sha256"}},
+        }
+    return rule
+
+
+def _form(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": list(required),
+        "properties": {**required, **(optional or {})},
+    }
+
+
+_EGA_FILE = _text(pattern="^EGAF[0-9]{11}$")
+_EGA_DATASET = _text(pattern="^EGAD[0-9]{11}$")
+_UUID = _text(pattern="^[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$")
+_NAME = _text()  # a user or path that SDA takes as it comes
+_NAMED = _text(min_length=2)  # one that must say something
+
+_FORMS: dict[str, dict[str, Any]] = {
+    "inbox-upload": _form(
+        {"operation": _one_of_texts("upload"), "user": _NAME, "filepath": _NAMED},
+        {
+            "filesize": {"type": "integer"},
+            "file_last_modified": {"type": "integer"},
+            "encrypted_checksums": _checksums(),
+        },
+    ),
+    "inbox-remove": _form(
+        {"operation": _one_of_texts("remove"), "user": _NAME, "filepath": _NAMED}
+    ),
+    "inbox-rename": _form(
+        {
+            "operation": _one_of_texts("rename"),
+            "user": _NAME,
+            "filepath": _NAMED,
+            "oldpath": _NAMED,
+        }
+    ),
+    "ingestion-trigger": _form(
+        {"type": _one_of_texts("ingest", "cancel"), "user": _NAMED, "filepath": _NAMED},
+        {"encrypted_checksums": _checksums()},
+    ),
+    "ingestion-user-error": _form(
+        {"user": _NAME, "filepath": _NAMED, "reason": _text()},
+        {"encrypted_checksums": _checksums()},
+    ),
+    "ingestion-verification": _form(
+        {
+            "user": _NAME,
+            "filepath": _NAME,
+            "file_id": _text(),
+            "archive_path": _text(),
+            "encrypted_checksums": _checksums(),
+            "re_verify": {"type": "boolean"},
+        }
+    ),
+    "ingestion-accession-request": _form(
+        {"user": _NAME, "filepath": _NAME, "decrypted_checksums": _checksums(with_sha256=True)}
+    ),
+    # Unlike the request and the completion, an accession need not carry a sha256.
+    "ingestion-accession": _form(
+        {
+            "type": _one_of_texts("accession"),
+            "user": _NAME,
+            "filepath": _NAME,
+            "accession_id": _EGA_FILE,
+            "decrypted_checksums": _checksums(),
+        }
+    ),
+    "ingestion-completion": _form(
+        {
+            "user": _NAME,
+            "filepath": _NAME,
+            "accession_id": _EGA_FILE,
+            "decrypted_checksums": _checksums(with_sha256=True),
+        }
+    ),
+    "dataset-mapping": _form(
+        {
+            "type": _one_of_texts("mapping"),
+            "dataset_id": _EGA_DATASET,
+            "accession_ids": {"type": "array", "items": _EGA_FILE},
+        }
+    ),
+    "dataset-release": _form({"type": _one_of_texts("release"), "dataset_id": _EGA_DATASET}),
+    "dataset-deprecate": _form({"type": _one_of_texts("deprecate"), "dataset_id": _EGA_DATASET}),
+    "rotate-key": _form({"type": _one_of_texts("key_rotation"), "file_id": _UUID}),
+    "info-error": _form(
+        {"error": _text(), "reason": _text(min_length=1), "original-message": _text()}
+    ),
+}
+assert sorted(_FORMS) == sorted(SCHEMAS)
 
 
 class InvalidMessage(GenofedError):
@@ -171,14 +314,29 @@ def validate_for(queue: str, body: Any) -> dict[str, Any]:
 
 
 @cache
-def _validator(schema_name: str) -> Draft7Validator:
-    """The compiled validator of one shipped schema, made once per process."""
+def _validator(schema_name: str) -> Any:
+    """The compiled validator of one message form, made once per process."""
     if schema_name not in SCHEMAS:
         raise ValueError(f"no FEGA schema named {schema_name!r}; known: {', '.join(SCHEMAS)}")
-    text = (files(__package__) / "schemas" / f"{schema_name}.json").read_text(encoding="utf-8")
-    schema = json.loads(text)
-    Draft7Validator.check_schema(schema)
-    return Draft7Validator(schema)
+    schema = _FORMS[schema_name]
+    _Validator.check_schema(schema)
+    return _Validator(schema)
+
+
+def _pattern(validator: Any, pattern: str, instance: object, schema: object) -> Iterator[Any]:
+    """JSON Schema's ``pattern``, with the regex meaning JSON Schema gives it (ECMA-262): a
+    final ``$`` ends the text. Python's ``$`` also matches before a final newline, which would
+    let ``"EGAF00000000042\\n"`` through."""
+    if validator.is_type(instance, "string") and not _regex(pattern).search(str(instance)):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+@cache
+def _regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern[:-1] + r"\Z" if pattern.endswith("$") else pattern)
+
+
+_Validator = extend(Draft7Validator, {"pattern": _pattern})
 
 
 def _most_relevant(errors: Iterable[ValidationError]) -> ValidationError | None:

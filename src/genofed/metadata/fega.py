@@ -11,7 +11,7 @@ delivered twice changes nothing the second time.
 - ``release`` releases the dataset (the rules of :func:`release_dataset` apply).
 - ``deprecate`` deprecates it.
 
-Bodies are checked against the FEGA JSON schemas (:func:`genofed.archive.messages.validate`)
+Bodies are checked against the FEGA message forms (:func:`genofed.archive.messages.validate`)
 both when emitted and when applied.
 
 A message naming a dataset this node does not have is refused: datasets are created here and
@@ -130,7 +130,7 @@ def _checked(body: Mapping[str, Any]) -> MessageType:
 
 
 def _validate(kind: str, body: Mapping[str, Any]) -> None:
-    """Check ``body`` against its FEGA JSON schema (those the archive ships and its queues use)."""
+    """Check ``body`` against its FEGA message form (the one the archive's queues use)."""
     try:
         messages.validate(SCHEMAS[kind], dict(body))
     except messages.InvalidMessage as error:
