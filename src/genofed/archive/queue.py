@@ -7,7 +7,7 @@
 
 Delivery is at least once: a worker that dies before ``ack`` gets its message delivered again,
 so every stage must be idempotent. Message bodies are FEGA broker messages, validated against
-their JSON schemas when published and when received (see :mod:`genofed.archive.messages`).
+the FEGA message forms when published and when received (see :mod:`genofed.archive.messages`).
 """
 
 from __future__ import annotations
