@@ -30,6 +30,7 @@ from genofed.db import ArchiveFile, FileEvent, FileState
 from genofed.errors import GenofedError
 from genofed.metadata import accessions
 from genofed.storage import ObjectStore
+from genofed.storage.fanout import put_everywhere
 
 S = FileState
 
@@ -76,7 +77,8 @@ def ingest(pipeline: Pipeline, body: dict[str, Any]) -> list[Outgoing]:
     if _beyond(file, S.ARCHIVED):
         return _verify_message(file)
     # The inbox checked the upload's sha256 when the upload completed; here the body is hashed
-    # as it is archived, so that verification can prove the archive copy unchanged.
+    # as it is archived, so that verification can prove the archive copy unchanged. The backup
+    # copy is written in the same pass (the two writes overlap); the backup stage checks it.
     with _inbox_stream(pipeline, file) as upload:
         try:
             header_bytes = crypt4gh.split(upload)
@@ -88,7 +90,8 @@ def ingest(pipeline: Pipeline, body: dict[str, Any]) -> list[Outgoing]:
             ) from None
         key = archive_key(file.id)
         with ParallelDigests("sha256") as digests:
-            size = pipeline.archive.put(key, HashingReader(upload, digests))  # type: ignore[arg-type]
+            hashed = HashingReader(upload, digests)
+            size = put_everywhere((pipeline.archive, pipeline.backup), key, hashed)  # type: ignore[arg-type]
             body_sha256 = digests.hexdigests()["sha256"]
     with db.session_scope(pipeline.engine) as session:
         record = _load(session, file.id)
@@ -219,16 +222,17 @@ def _backup_message(file: ArchiveFile, country: str) -> list[Outgoing]:
 
 
 def backup(pipeline: Pipeline, body: dict[str, Any]) -> list[Outgoing]:
-    """Copy the body to backup storage, check the copy, and make the file ready."""
+    """Check the backup copy (made at ingestion; made again if it is missing or differs) and
+    make the file ready."""
     file = _find(pipeline, body)
     if file.state != S.READY:
         assert file.archive_path is not None
-        with pipeline.archive.open(file.archive_path) as source:
-            pipeline.backup.put(file.archive_path, source)
-        copy = _sha256_of(pipeline.backup, file.archive_path)
-        if copy != file.archive_sha256:
-            pipeline.backup.delete(file.archive_path)
-            raise RuntimeError(f"backup copy of file {file.id} differs from the archive; retrying")
+        if not _backup_intact(pipeline, file):
+            with pipeline.archive.open(file.archive_path) as source:
+                pipeline.backup.put(file.archive_path, source)
+            if not _backup_intact(pipeline, file):
+                pipeline.backup.delete(file.archive_path)
+                raise RuntimeError(f"backup copy of file {file.id} differs from the archive")
         with db.session_scope(pipeline.engine) as session:
             record = _load(session, file.id)
             record.backup_path = file.archive_path
@@ -430,11 +434,15 @@ def _open_stored_header(pipeline: Pipeline, header_bytes: bytes) -> crypt4gh.Hea
     )
 
 
-def _sha256_of(store: ObjectStore, key: str) -> str:
+def _backup_intact(pipeline: Pipeline, file: ArchiveFile) -> bool:
+    """Whether the backup store holds the archived body, byte for byte (by its sha256)."""
+    assert file.archive_path is not None
+    if not pipeline.backup.exists(file.archive_path):
+        return False
     with ParallelDigests("sha256") as digests:
-        for chunk in store.iter_range(key, 0, None, 4 << 20):
+        for chunk in pipeline.backup.iter_range(file.archive_path, 0, None, 4 << 20):
             digests.update(chunk)
-        return digests.hexdigests()["sha256"]
+        return digests.hexdigests()["sha256"] == file.archive_sha256
 
 
 def _inbox_stream(pipeline: Pipeline, file: ArchiveFile) -> BinaryIO:
