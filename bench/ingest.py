@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from sqlalchemy import Engine
 
 from genofed import crypt4gh, db
-from genofed.archive import inbox, messages
+from genofed.archive import inbox
 from genofed.archive.dbqueue import DatabaseQueue
 from genofed.node.directory import init_node, node_secret_key
 from genofed.storage import open_store
@@ -96,19 +96,16 @@ def prepare(work: Path, size: int) -> tuple[Path, str]:
 
 
 def submit(config: Path, file_id: str) -> Engine:
+    """Submit the uploaded file for ingestion, as the node's API does."""
     from genofed.config import load_settings
 
     engine = db.make_engine(load_settings(config).database_url)
-    with db.session_scope(engine) as session:
-        file = session.get(db.ArchiveFile, file_id)
-        assert file is not None
-        file.state = db.FileState.SUBMITTED
-        file.events.append(db.FileEvent(state=db.FileState.SUBMITTED, detail="benchmark"))
-        body = messages.ingestion_trigger(file.submitter, file.inbox_path, file.upload_sha256)
+    with db.session_factory(engine)() as session:
+        file = inbox.submit_file(session, file_id, "bench")
 
     async def publish() -> None:
         queue = DatabaseQueue(engine)
-        await queue.publish(messages.INGEST, body, dedup_key=f"ingest:{file_id}")
+        await inbox.request_ingestion(queue, file)
         await queue.close()
 
     asyncio.run(publish())

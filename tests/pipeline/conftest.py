@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine
 
 from genofed import crypt4gh, db
-from genofed.archive import inbox, messages
+from genofed.archive import inbox
 from genofed.archive.dbqueue import DatabaseQueue
 from genofed.archive.queue import Queue
 from genofed.archive.stages import STAGES, Pipeline
@@ -63,20 +63,16 @@ class Node:
                 node_key=self.pipeline.node_secret,
             )
             file_id = file.id
-        self.submit(file_id)
+        self.submit(file_id, user)
         return file_id
 
-    def submit(self, file_id: str) -> None:
-        with db.session_scope(self.engine) as session:
-            file = session.get(db.ArchiveFile, file_id)
-            assert file is not None
-            file.state = db.FileState.SUBMITTED
-            file.events.append(db.FileEvent(state=db.FileState.SUBMITTED, detail="test"))
-            body = messages.ingestion_trigger(file.submitter, file.inbox_path, file.upload_sha256)
+    def submit(self, file_id: str, user: str = "alice") -> None:
+        with db.session_factory(self.engine)() as session:
+            file = inbox.submit_file(session, file_id, user)
 
         async def publish() -> None:
             queue = self.queue()
-            await queue.publish(messages.INGEST, body, dedup_key=f"ingest:{file_id}")
+            await inbox.request_ingestion(queue, file)
             await queue.close()
 
         asyncio.run(publish())

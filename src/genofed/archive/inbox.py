@@ -30,6 +30,8 @@ from sqlalchemy import CursorResult, Select, delete, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from genofed import crypt4gh
+from genofed.archive import messages
+from genofed.archive.queue import Queue
 from genofed.crypt4gh.header import PREAMBLE
 from genofed.db import ArchiveFile, FileEvent, FileState, UploadPart, UploadSession, UploadState
 from genofed.errors import GenofedError
@@ -570,6 +572,15 @@ def submit_file(session: Session, file_id: str, user: str) -> ArchiveFile:
         )
     session.commit()
     return _own_file(session, file_id, user)
+
+
+async def request_ingestion(queue: Queue, file: ArchiveFile) -> None:
+    """Ask the pipeline to ingest a submitted file: the FEGA ingestion-trigger message, once per
+    file (the queue drops a repeat by its key)."""
+    body = messages.ingestion_trigger(
+        file.submitter, filepath=file.inbox_path, sha256=file.upload_sha256
+    )
+    await queue.publish(messages.INGEST, body, dedup_key=f"ingest:{file.id}")
 
 
 def _own_file(session: Session, file_id: str, user: str) -> ArchiveFile:

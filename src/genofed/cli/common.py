@@ -56,16 +56,24 @@ def transfer_progress(source: BinaryIO, description: str) -> Iterator[Callable[[
     if not err_console.is_terminal or (total is not None and total < PROGRESS_MIN_BYTES):
         yield None
         return
-    columns = (
+    with byte_progress(transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+def byte_progress(*, transient: bool = False) -> Progress:
+    """Progress bars counting bytes on stderr: name, bar, bytes, speed, time left. They are
+    drawn only on a terminal."""
+    return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
+        console=err_console,
+        transient=transient,
+        disable=not err_console.is_terminal,
     )
-    with Progress(*columns, console=err_console, transient=True) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda n: progress.advance(task, n)
 
 
 def _regular_file_size(source: BinaryIO) -> int | None:

@@ -12,11 +12,9 @@ from urllib.parse import urlsplit
 
 import typer
 
-from genofed.cli.common import err_console, fail, run_guarded
+from genofed.cli.common import byte_progress, err_console, fail, run_guarded
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
-
     from genofed.node.client import NodeClient, Uploaded
 
 MiB = 1024 * 1024
@@ -99,7 +97,7 @@ def _upload_all(
     from genofed.node.client import FileUpload, NodeError, state_dir, upload_with_retries
 
     failures = 0
-    with _progress() as progress:
+    with byte_progress() as progress:
         for path in files:
             task = progress.add_task(path.name, total=None)
 
@@ -195,27 +193,6 @@ def _connect(node: str, token: str | None) -> NodeClient:
             highlight=False,
         )
     return NodeClient.connect(node.rstrip("/"), token)
-
-
-def _progress() -> Progress:
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        disable=not err_console.is_terminal,
-    )
 
 
 def _say(message: str) -> None:

@@ -31,7 +31,7 @@ from starlette.requests import ClientDisconnect
 from genofed import __version__, crypt4gh, db
 from genofed.access.http import require_role
 from genofed.access.tokens import Identity, InvalidToken, ensure_signing_key, jwks
-from genofed.archive import inbox, messages
+from genofed.archive import inbox
 from genofed.archive.queue import Queue, open_queue
 from genofed.config import Settings
 from genofed.db import UploadSession
@@ -384,12 +384,9 @@ async def _submit(request: Request, file_id: str, who: Identity, *, status: int)
     """
     node: NodeResources = request.app.state.node
     file = await _in_thread(node, inbox.submit_file, file_id, who.subject)
-    message = messages.ingestion_trigger(
-        file.submitter, filepath=file.inbox_path, sha256=file.upload_sha256
-    )
     queue: Queue = request.app.state.queue
     try:
-        await queue.publish(messages.INGEST, message, dedup_key=f"ingest:{file.id}")
+        await inbox.request_ingestion(queue, file)
     except Exception as error:
         log.error("publishing the ingestion of file %s failed: %s", file.id, error)
         return JSONResponse(
