@@ -96,6 +96,7 @@ class Settings(BaseSettings):
     # the error queue (a worker crash counts as a try, so a message that kills workers stops).
     queue_lease_seconds: float = 60.0
     queue_max_attempts: int = 5
+    inbox_max_chunk_mib: int = 256  # the largest request body of a resumable upload
     embedded_workers: bool = True  # `genofed node serve` also runs the pipeline stages
     http: HttpSettings = HttpSettings()
     tokens: TokenSettings = TokenSettings()

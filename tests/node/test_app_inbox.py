@@ -299,3 +299,20 @@ def test_the_ingestion_request_reaches_the_nodes_own_queue(tmp_path: Path) -> No
             assert job.payload["encrypted_checksums"] == [{"type": "sha256", "value": sha256(data)}]
     finally:
         engine.dispose()
+
+
+def test_the_chunk_limit_comes_from_the_settings(tmp_path: Path) -> None:
+    settings = make_node(tmp_path / "node").model_copy(update={"inbox_max_chunk_mib": 1})
+    with TestClient(create_app(settings, queue=FakeQueue())) as http:
+        alice = auth(settings)
+        upload_id = http.post("/inbox/uploads", json={"filename": "x.c4gh"}, headers=alice).json()[
+            "id"
+        ]
+        too_big = http.put(
+            f"/inbox/uploads/{upload_id}",
+            params={"offset": 0},
+            content=b"x" * (1024 * 1024 + 1),
+            headers=alice,
+        )
+    assert too_big.status_code == 413
+    assert f"{1024 * 1024} bytes" in too_big.json()["detail"]

@@ -120,7 +120,7 @@ def create_app(
     settings: Settings,
     *,
     queue: Queue | None = None,
-    max_chunk_bytes: int = inbox.MAX_CHUNK_BYTES,
+    max_chunk_bytes: int | None = None,
 ) -> FastAPI:
     """The node's API. ``queue`` replaces the one ``settings.queue_url`` names (tests, embedding).
 
@@ -132,7 +132,7 @@ def create_app(
         lifespan=partial(_lifespan, settings=settings, injected_queue=queue),
     )
     app.state.settings = settings
-    app.state.max_chunk_bytes = max_chunk_bytes
+    app.state.max_chunk_bytes = max_chunk_bytes or settings.inbox_max_chunk_mib * 1024 * 1024
     app.include_router(_public)
     app.include_router(_inbox_routes, prefix="/inbox", tags=["inbox"])
     app.include_router(metadata_routes)
