@@ -112,6 +112,7 @@ def test_upload_resume_complete_and_ingest(node: Node, data: bytes) -> None:
         "id": upload_id,
         "filename": "a.bam.c4gh",
         "state": "open",
+        "error": None,
         "offset": 2 * CHUNK,
         "file_id": None,
     }
@@ -218,6 +219,7 @@ def test_wrong_recipient_is_422_with_the_node_fingerprint(node: Node) -> None:
     assert fingerprint in response.json()["detail"]
     status = node.http.get(f"/inbox/uploads/{upload_id}", headers=node.alice).json()
     assert status["state"] == "cancelled"
+    assert fingerprint in status["error"]  # the reason stays for the submitter to read later
     assert node.archive_files() == 0
     assert node.queue.published == []
 
@@ -230,6 +232,7 @@ def test_same_file_twice_is_409(node: Node, data: bytes) -> None:
     assert f"file {first['id']}" in response.json()["detail"]
     cancelled = node.http.delete(f"/inbox/uploads/{again}", headers=node.alice)
     assert cancelled.json()["state"] == "cancelled"
+    assert cancelled.json()["error"] is None  # cancelled by the submitter: no refusal
     assert len(node.queue.published) == 1
 
 

@@ -190,8 +190,8 @@ def put_chunk(
         if node_key is not None and offset == 0:
             _check_first_chunk(store, key, size, node_key)
         _record_part(session, upload_id, offset, size, key)
-    except RejectedFile:
-        abandon_upload(session, store, upload_id)  # deletes this chunk too
+    except RejectedFile as error:
+        abandon_upload(session, store, upload_id, str(error))  # deletes this chunk too
         raise
     except BaseException:
         store.delete(key)
@@ -262,8 +262,8 @@ def complete_upload(
             )
         try:
             check_header(header, node_key)
-        except RejectedFile:
-            abandon_upload(session, store, upload_id)
+        except RejectedFile as error:
+            abandon_upload(session, store, upload_id, str(error))
             raise
     return _record_file(session, upload_id, size, declared, filename, user)
 
@@ -328,8 +328,11 @@ def cancel_upload(session: Session, store: ObjectStore, upload_id: str, user: st
     return get_upload(session, upload_id, user)
 
 
-def abandon_upload(session: Session, store: ObjectStore, upload_id: str) -> None:
-    """Mark the upload cancelled (so no chunk is recorded any more), then delete its parts.
+def abandon_upload(
+    session: Session, store: ObjectStore, upload_id: str, reason: str | None = None
+) -> None:
+    """Mark the upload cancelled (so no chunk is recorded any more), keeping the ``reason`` the
+    node refused it for, then delete its parts.
 
     Deletes every object under the upload's path, not only the recorded ones: a chunk whose
     request died between storing and recording leaves an object no part names.
@@ -337,7 +340,7 @@ def abandon_upload(session: Session, store: ObjectStore, upload_id: str) -> None
     session.execute(
         update(UploadSession)
         .where(UploadSession.id == upload_id, UploadSession.state == UploadState.OPEN)
-        .values(state=UploadState.CANCELLED)
+        .values(state=UploadState.CANCELLED, error=reason)
     )
     session.commit()
     for key in list(store.list(inbox_path(upload_id) + "/")):

@@ -194,6 +194,7 @@ class UploadSession(Base):
     )
     received: Mapped[int] = mapped_column(BigInteger, default=0)
     declared_sha256: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)  # why the node refused it, for the submitter
     file_id: Mapped[str | None] = mapped_column(ForeignKey("archive_files.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

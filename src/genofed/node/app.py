@@ -430,6 +430,7 @@ def _upload_response(upload: UploadSession, status: int = 200) -> JSONResponse:
         "id": upload.id,
         "filename": upload.filename,
         "state": upload.state.value,
+        "error": upload.error,
         "offset": upload.received,
         "file_id": upload.file_id,
     }
