@@ -95,3 +95,6 @@ def test_killed_workers_finish_every_file_exactly_once(node: Node, tmp_path: Pat
     assert sorted(node.pipeline.archive.list()) == expected
     assert sorted(node.pipeline.backup.list()) == expected
     assert list(node.pipeline.inbox.list()) == []
+    # and no temp file of a write killed midway: the restarted worker swept them
+    for store in (node.pipeline.inbox, node.pipeline.archive, node.pipeline.backup):
+        assert list((store.root / ".genofed-tmp").glob("*")) == []  # type: ignore[attr-defined]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 
 from genofed.storage import InvalidKey, LocalStore, StorageError
 from genofed.storage.base import TEMP_DIR
+from genofed.storage.local import _temp_prefix
 
 
 def temp_files(store: LocalStore) -> list[Path]:
@@ -133,3 +136,32 @@ def test_a_symlink_loop_is_refused(local_store: LocalStore) -> None:
     (local_store.root / "loop").symlink_to(local_store.root / "loop")
     with pytest.raises(InvalidKey):
         local_store.open("loop/x")
+
+
+def test_sweep_removes_temp_files_of_dead_writers_only(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "root")
+    temp = store.root / ".genofed-tmp"
+    temp.mkdir()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_pid = int(dead.stdout)
+    mine = temp / f"{_temp_prefix()}abc"  # a write in progress in this live process
+    mine.write_bytes(b"x")
+    killed = temp / _temp_prefix().replace(f"-{os.getpid()}-", f"-{dead_pid}-")
+    killed = killed.with_name(killed.name + "def")
+    killed.write_bytes(b"y")
+    foreign_recent = temp / "put-otherhost-1-ghi"
+    foreign_recent.write_bytes(b"z")
+    foreign_old = temp / "put-otherhost-2-jkl"
+    foreign_old.write_bytes(b"w")
+    os.utime(foreign_old, (0, 0))
+
+    assert store.sweep_temporary() == 2
+    assert mine.exists() and foreign_recent.exists()
+    assert not killed.exists() and not foreign_old.exists()
+    store.put("a/b", iter([b"still works"]))
+    assert store.open("a/b").read() == b"still works"

@@ -36,12 +36,19 @@ def build_pipeline(settings: Settings) -> Pipeline:
         crypt4gh.load_private_key(path, lambda: node_key_passphrase(settings))
         for path in settings.crypt4gh.previous_secret_keys
     ]
+    inbox, archive, backup = (
+        open_store(s) for s in (settings.inbox, settings.archive, settings.backup)
+    )
+    for store in (inbox, archive, backup):
+        swept = store.sweep_temporary()
+        if swept:
+            log.info("removed %d temp files of killed writes from %s", swept, store.describe())
     return Pipeline(
         settings=settings,
         engine=db.for_writing(engine),  # every pipeline transaction writes
-        inbox=open_store(settings.inbox),
-        archive=open_store(settings.archive),
-        backup=open_store(settings.backup),
+        inbox=inbox,
+        archive=archive,
+        backup=backup,
         node_secret=node_secret_key(settings),
         previous_secrets=previous,
     )

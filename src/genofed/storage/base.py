@@ -239,5 +239,10 @@ class ObjectStore(ABC):
     def list(self, prefix: str = "") -> Iterator[str]:
         """Keys starting with ``prefix``, sorted by code point (the S3 order), lazily."""
 
+    def sweep_temporary(self) -> int:
+        """Remove what writes killed midway left behind; returns how many. Nothing by default:
+        an S3 upload aborted by an error leaves nothing (kills: use a lifecycle rule)."""
+        return 0
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.describe()}>"

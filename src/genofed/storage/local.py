@@ -8,8 +8,10 @@ must stay inside the root, so neither '..' nor a symbolic link can reach other f
 from __future__ import annotations
 
 import os
+import socket
 import stat
 import tempfile
+import time
 from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +32,9 @@ from genofed.storage.base import (
     validate_key,
     validate_prefix,
 )
+
+STALE_TEMP_SECONDS = 24 * 3600
+_HOST = socket.gethostname().replace("-", "_")
 
 # What the OS raises when a key's path is missing or runs through a file instead of a folder.
 _MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
@@ -58,7 +63,7 @@ class LocalStore(ObjectStore):
         chunks = iter_source(source, CHUNK_SIZE)
         with self._failures(key):
             self._temp.mkdir(exist_ok=True)
-            fd, temp_name = tempfile.mkstemp(dir=self._temp, prefix="put-")
+            fd, temp_name = tempfile.mkstemp(dir=self._temp, prefix=_temp_prefix())
         temp = Path(temp_name)
         try:
             written = self._write(key, fd, chunks)
@@ -69,6 +74,19 @@ class LocalStore(ObjectStore):
             temp.unlink(missing_ok=True)
             raise
         return written
+
+    def sweep_temporary(self, older_than: float = STALE_TEMP_SECONDS) -> int:
+        """Delete temp files of writes that died (a process killed mid-write); returns how many.
+
+        A temp file names its writer: one of this host whose process is gone is removed at once,
+        one of another host (a shared file system) once it is older than ``older_than`` seconds.
+        """
+        removed = 0
+        for temp in self._temp.glob("put-*") if self._temp.is_dir() else ():
+            if _abandoned(temp, older_than):
+                temp.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     def _write(self, key: str, fd: int, chunks: Iterator[bytes]) -> int:
         """Copy the chunks into the temp file and fsync it; source errors pass through as-is."""
@@ -235,3 +253,27 @@ def _fsync_folder(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _temp_prefix() -> str:
+    return f"put-{_HOST}-{os.getpid()}-"
+
+
+def _abandoned(temp: Path, older_than: float) -> bool:
+    parts = temp.name.split("-", 3)  # put, host, pid, random
+    if len(parts) == 4 and parts[1] == _HOST and parts[2].isdigit():
+        return not _alive(int(parts[2]))
+    try:
+        return time.time() - temp.stat().st_mtime > older_than
+    except FileNotFoundError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
