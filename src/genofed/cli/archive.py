@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from genofed.cli.common import err_console, fail, run_guarded
+from genofed.cli.common import err_console, fail, run_guarded, say
 
 if TYPE_CHECKING:
     from genofed.archive.queue import Queue
@@ -46,7 +46,7 @@ def worker(
         raise fail(f"unknown stage {', '.join(unknown)}: choose from {', '.join(STAGES)}")
     stages = stage or list(STAGES)
     handled = run_guarded(lambda: asyncio.run(_work(_settings(config), stages, until_idle)))
-    err_console.print(f"worker stopped after {handled} messages")
+    say(f"worker stopped after {handled} messages")
 
 
 async def _work(settings: Settings, stages: list[str], until_idle: float | None) -> int:
@@ -59,7 +59,7 @@ async def _work(settings: Settings, stages: list[str], until_idle: float | None)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)  # finish the message in hand, then stop
-    err_console.print(f"worker for {', '.join(stages)} on node {settings.node_name}")
+    say(f"worker for {', '.join(stages)} on node {settings.node_name}")
     try:
         return await run_worker(pipeline, queue, stages, stop, until_idle=until_idle)
     finally:
@@ -86,7 +86,7 @@ def status(config: Path | None = ConfigOption) -> None:
         table.add_row(state, str(count))
     err_console.print(table)
     queues = ", ".join(f"{name} {count}" for name, count in sorted(depths.items())) or "empty"
-    err_console.print(f"queues: {queues}; error queue: {failed}")
+    say(f"queues: {queues}; error queue: {failed}")
 
 
 @app.command()
@@ -121,7 +121,7 @@ def rotate_key(config: Path | None = ConfigOption) -> None:
     """
     settings = _settings(config)
     count = run_guarded(lambda: asyncio.run(_enqueue_rotations(settings)))
-    err_console.print(f"{count} files queued for key rotation")
+    say(f"{count} files queued for key rotation")
 
 
 async def _enqueue_rotations(settings: Settings) -> int:
@@ -164,7 +164,7 @@ def cancel(
 
     settings = _settings(config)
     run_guarded(lambda: cancel_file(build_pipeline(settings), file_id, user))
-    err_console.print(f"file {file_id} cancelled")
+    say(f"file {file_id} cancelled")
 
 
 def _settings(config: Path | None) -> Settings:

@@ -19,6 +19,7 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
 
 from genofed.errors import GenofedError
 
@@ -30,8 +31,13 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``message`` as one error line on stderr and return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False)
     return typer.Exit(code)
+
+
+def say(message: str) -> None:
+    """One line on stderr, printed as it is: paths and names may hold '[' (no markup)."""
+    err_console.print(message, markup=False, highlight=False)
 
 
 def run_guarded(action: Callable[[], T]) -> T:

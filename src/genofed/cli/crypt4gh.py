@@ -17,7 +17,7 @@ from typing import BinaryIO
 import typer
 
 from genofed import crypt4gh
-from genofed.cli.common import err_console, fail, run_guarded, transfer_progress
+from genofed.cli.common import fail, run_guarded, say, transfer_progress
 from genofed.crypt4gh.errors import Crypt4GHError, WrongPassphrase
 
 PASSPHRASE_ENV = "C4GH_PASSPHRASE"
@@ -65,7 +65,7 @@ def keygen(
         return crypt4gh.write_keypair(sk, pk, passphrase, kdf=kdf, comment=comment)  # type: ignore[arg-type]
 
     pair = run_guarded(generate)
-    err_console.print(f"public key {pk} fingerprint {crypt4gh.fingerprint(pair.public)}")
+    say(f"public key {pk} fingerprint {crypt4gh.fingerprint(pair.public)}")
 
 
 @app.command()

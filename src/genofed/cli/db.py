@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from genofed.cli.common import err_console, run_guarded
+from genofed.cli.common import run_guarded, say
 
 # The database layer (SQLAlchemy, Alembic) is imported inside the commands: other commands,
 # such as `genofed crypt4gh`, must start fast.
@@ -41,9 +41,9 @@ def _upgrade(revision: str) -> None:
     before, after = migrate.upgrade(url, revision)
     where = render_url(url)
     if before == after:
-        _say(f"database {where} is already at {after}, nothing to do")
+        say(f"database {where} is already at {after}, nothing to do")
     else:
-        _say(f"upgraded database {where}: {before or 'none'} → {after}")
+        say(f"upgraded database {where}: {before or 'none'} → {after}")
 
 
 @app.command()
@@ -62,8 +62,4 @@ def _current() -> None:
     status = migrate.schema_status(load_settings().database_url)
     typer.echo(status.current or "none")
     problem = status.problem()
-    _say(f"database {status.database} is up to date" if problem is None else str(problem))
-
-
-def _say(message: str) -> None:
-    err_console.print(message, markup=False, highlight=False, soft_wrap=True)
+    say(f"database {status.database} is up to date" if problem is None else str(problem))

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from genofed import crypt4gh, db
@@ -46,7 +47,9 @@ def run_demo(workdir: Path, size_mib: int) -> None:
 
     step("1. A national node is created", "configuration, node key pair, database, storage")
     node = init_node(workdir / "node-BE", name="Belgian node", country="BE")
-    console.print(f"   {node.settings.home}, key fingerprint {node.public_key_fingerprint}")
+    console.print(
+        f"   {escape(str(node.settings.home))}, key fingerprint {node.public_key_fingerprint}"
+    )
 
     step("2. A researcher makes a Crypt4GH key pair", "passphrase-protected")
     people = workdir / "people"
@@ -220,4 +223,6 @@ def summary(timings: list[tuple[str, str]], total: float, workdir: Path) -> None
         table.add_row(name, value)
     console.print()
     console.print(table)
-    console.print(f"[bold green]demo complete[/] in {total:.1f} s; everything is in {workdir}")
+    console.print(
+        f"[bold green]demo complete[/] in {total:.1f} s; everything is in {escape(str(workdir))}"
+    )

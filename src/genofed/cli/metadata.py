@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from genofed.cli.common import err_console, fail, run_guarded
+from genofed.cli.common import err_console, fail, run_guarded, say
 
 # The database and metadata layers are imported inside the commands: the CLI must start fast.
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def validate(
         _print_problems(problems)
         raise fail(f"{len(problems)} problem(s) in {_plural(rows, 'row')}")
     where = "against the node" if user else "offline (add --user to check references)"
-    err_console.print(f"no problems in {_plural(rows, 'row')}, checked {where}")
+    say(f"no problems in {_plural(rows, 'row')}, checked {where}")
 
 
 def _validate(paths: Sequence[Path], user: str | None) -> tuple[list[Problem], int]:
@@ -169,7 +169,7 @@ def add_files(
     count, accession = run_guarded(action)
     already = len(set(files)) - count
     note = f" ({already} already in it)" if already > 0 else ""
-    err_console.print(f"{_plural(count, 'file')} added to dataset {accession}{note}")
+    say(f"{_plural(count, 'file')} added to dataset {accession}{note}")
 
 
 @datasets.command("release")
@@ -179,14 +179,14 @@ def release(dataset: str = typer.Argument(..., help="The dataset's accession or 
     It needs a policy and files, all of them ready.
     """
     accession = run_guarded(lambda: _life_cycle("release", dataset))
-    err_console.print(f"dataset {accession} released")
+    say(f"dataset {accession} released")
 
 
 @datasets.command("deprecate")
 def deprecate(dataset: str = typer.Argument(..., help="The dataset's accession or alias.")) -> None:
     """Withdraw a released dataset from the federation."""
     accession = run_guarded(lambda: _life_cycle("deprecate", dataset))
-    err_console.print(f"dataset {accession} deprecated")
+    say(f"dataset {accession} deprecated")
 
 
 def _life_cycle(action: str, dataset: str) -> str:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from genofed.cli.common import err_console, fail, run_guarded
+from genofed.cli.common import err_console, fail, run_guarded, say
 
 if TYPE_CHECKING:  # the CLI imports the database layer only for commands that use it
     from genofed.config import Settings
@@ -55,23 +55,24 @@ def _report(made: NodeDirectory) -> None:
     from genofed.db import render_url
 
     settings = made.settings
-    err_console.print(f"[bold green]node directory ready:[/] {settings.home}")
-    err_console.print(f"  configuration  {made.config_file}")
-    err_console.print(f"  database       {render_url(settings.database_url)}")
-    err_console.print(f"  node key       {settings.crypt4gh.public_key}")
-    err_console.print(f"  fingerprint    {made.public_key_fingerprint}")
+    err_console.print("[bold green]node directory ready[/]")
+    say(f"  folder         {settings.home}")
+    say(f"  configuration  {made.config_file}")
+    say(f"  database       {render_url(settings.database_url)}")
+    say(f"  node key       {settings.crypt4gh.public_key}")
+    say(f"  fingerprint    {made.public_key_fingerprint}")
     for label, store in (
         ("inbox", settings.inbox),
         ("archive", settings.archive),
         ("backup", settings.backup),
     ):
-        err_console.print(f"  {label:<14} {store.path}")
+        say(f"  {label:<14} {store.path}")
     if made.passphrase_file is not None:
         err_console.print(
             f"  [yellow]the node key's passphrase is in {made.passphrase_file} (owner-only); "
             "move it to your secret store and set GENOFED_CRYPT4GH__PASSPHRASE[/]"
         )
-    err_console.print(f"Use it with: export GENOFED_CONFIG={made.config_file}")
+    say(f"Use it with: export GENOFED_CONFIG={made.config_file}")
 
 
 @app.command()

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import typer
+from rich.text import Text
 
-from genofed.cli.common import byte_progress, err_console, fail, run_guarded
+from genofed.cli.common import byte_progress, err_console, fail, run_guarded, say
 
 if TYPE_CHECKING:
     from genofed.node.client import NodeClient, Uploaded
@@ -114,14 +115,16 @@ def _upload_all(
                 )
                 progress.update(task, total=job.size)
                 if job.status.offset:
-                    _say(f"{path}: resuming at byte {job.status.offset} of {job.size}")
+                    say(f"{path}: resuming at byte {job.status.offset} of {job.size}")
                 return job
 
             try:
                 done = upload_with_retries(start)
             except GenofedError as error:
                 failures += 1
-                err_console.print(f"[bold red]error:[/] {path}: {error}", highlight=False)
+                err_console.print(
+                    Text.assemble(("error:", "bold red"), f" {path}: {error}"), highlight=False
+                )
                 if isinstance(error, NodeError) and error.is_auth:
                     break
                 continue
@@ -134,7 +137,7 @@ def _report(path: Path, done: Uploaded) -> None:
     typer.echo(f"{record['id']}\t{path}")
     state = record.get("state", "uploaded")
     checksum = f", sha256 {done.sha256}" if done.sha256 else ""
-    _say(f"{path}: file {record['id']} {state}{checksum}")
+    say(f"{path}: file {record['id']} {state}{checksum}")
 
 
 @app.command()
@@ -149,7 +152,7 @@ def status(node: str = NodeOption, token: str | None = TokenOption) -> None:
     finally:
         client.close()
     if not files:
-        _say("you have no files on this node yet")
+        say("you have no files on this node yet")
         return
     rows = [_status_row(record) for record in files]
     console = Console(soft_wrap=True)
@@ -193,7 +196,3 @@ def _connect(node: str, token: str | None) -> NodeClient:
             highlight=False,
         )
     return NodeClient.connect(node.rstrip("/"), token)
-
-
-def _say(message: str) -> None:
-    err_console.print(message, markup=False, highlight=False)
