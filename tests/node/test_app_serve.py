@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.machinery
 import sys
-import types
 from pathlib import Path
 from typing import Any
 
@@ -88,10 +86,7 @@ def test_embedded_workers_start_with_the_app_and_stop_with_it(
         events.append("started")
         return Worker()
 
-    fake = types.ModuleType("genofed.archive.worker")
-    fake.__spec__ = importlib.machinery.ModuleSpec("genofed.archive.worker", None)
-    fake.start_embedded = start_embedded  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "genofed.archive.worker", fake)
+    monkeypatch.setattr("genofed.node.app.start_embedded", start_embedded)
     made = make_node(tmp_path / "node")
     settings = load_settings(made.home, embedded_workers=True)
     queue = FakeQueue()

@@ -95,6 +95,7 @@ async def run_worker(
         if delivery is None:
             if until_idle is not None and now - idle_since >= until_idle:
                 break
+            await asyncio.sleep(0)  # let a stop request in, whatever the queue's waiting
             continue
         await handle(pipeline, queue, delivery)
         handled += 1
@@ -107,11 +108,16 @@ class EmbeddedWorker:
     """The pipeline running inside ``genofed node serve``."""
 
     task: asyncio.Task[int]
+    pipeline: Pipeline
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def stop(self) -> None:
+        """Finish the message in hand, then stop and release the pipeline's database."""
         self.stop_event.set()
-        await self.task
+        try:
+            await self.task
+        finally:
+            self.pipeline.engine.dispose()
 
 
 def start_embedded(app: FastAPI, settings: Settings) -> EmbeddedWorker:
@@ -119,6 +125,6 @@ def start_embedded(app: FastAPI, settings: Settings) -> EmbeddedWorker:
     pipeline = build_pipeline(settings)
     stop = asyncio.Event()
     task = asyncio.create_task(run_worker(pipeline, app.state.queue, list(STAGES), stop))
-    worker = EmbeddedWorker(task, stop)
+    worker = EmbeddedWorker(task, pipeline, stop)
     app.state.embedded_worker = worker
     return worker

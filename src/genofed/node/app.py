@@ -8,8 +8,6 @@ database and storage are blocking), and turn its errors into statuses. Every err
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
@@ -33,6 +31,7 @@ from genofed.access.http import require_role
 from genofed.access.tokens import Identity, InvalidToken, ensure_signing_key, jwks
 from genofed.archive import inbox
 from genofed.archive.queue import Queue, open_queue
+from genofed.archive.worker import EmbeddedWorker, start_embedded
 from genofed.config import Settings
 from genofed.db import UploadSession
 from genofed.errors import GenofedError
@@ -43,7 +42,6 @@ from genofed.storage import ObjectStore, open_store
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 SUBMITTER = "submitter"
-WORKER_MODULE = "genofed.archive.worker"  # the pipeline stages, run in-process when embedded
 OFFSET_HEADER = "Upload-Offset"
 
 
@@ -159,15 +157,12 @@ async def _lifespan(
         yield
 
 
-def _start_workers(app: FastAPI, settings: Settings) -> Any:
-    """Run the pipeline stages in this process when the node is configured to and the stages
-    are installed; None otherwise (separate ``genofed worker`` processes do the work)."""
+def _start_workers(app: FastAPI, settings: Settings) -> EmbeddedWorker | None:
+    """Run the pipeline stages in this process when the node is configured to; None otherwise
+    (separate ``genofed worker`` processes do the work)."""
     if not settings.embedded_workers:
         return None
-    if importlib.util.find_spec(WORKER_MODULE) is None:
-        log.warning("embedded_workers is set but this genofed has no pipeline workers")
-        return None
-    return importlib.import_module(WORKER_MODULE).start_embedded(app, settings)
+    return start_embedded(app, settings)
 
 
 # -- errors -------------------------------------------------------------------------------------
