@@ -14,12 +14,19 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "node"))
 
-from inbox_support import FakeQueue, decrypt_with, encrypt_for, make_node, sha256, token
+from inbox_support import (
+    FakeQueue,
+    count_archive_files,
+    decrypt_with,
+    encrypt_for,
+    make_node,
+    sha256,
+    token,
+)
 
 from genofed import crypt4gh, db
 from genofed.archive import inbox
@@ -74,12 +81,7 @@ class Node:
             engine.dispose()
 
     def archive_files(self) -> int:
-        engine = db.make_engine(self.settings.database_url)
-        try:
-            with db.session_scope(engine) as session:
-                return session.scalar(select(func.count()).select_from(ArchiveFile)) or 0
-        finally:
-            engine.dispose()
+        return count_archive_files(self.settings)
 
     def state_files(self) -> list[Path]:
         return sorted(self.states.glob("*.json")) if self.states.exists() else []

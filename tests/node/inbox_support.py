@@ -13,7 +13,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from genofed import crypt4gh
+from sqlalchemy import func, select
+
+from genofed import crypt4gh, db
 from genofed.access.tokens import issue_token
 from genofed.archive.queue import Delivery, FailedMessage
 from genofed.config import Settings, load_settings
@@ -111,3 +113,13 @@ def claims(settings: Settings, **changes: Any) -> dict[str, Any]:
     }
     claims.update(changes)
     return claims
+
+
+def count_archive_files(settings: Settings) -> int:
+    """How many archive files the node's database holds."""
+    engine = db.make_engine(settings.database_url)
+    try:
+        with db.session_scope(engine) as session:
+            return session.scalar(select(func.count()).select_from(db.ArchiveFile)) or 0
+    finally:
+        engine.dispose()

@@ -10,15 +10,23 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from inbox_support import FakeQueue, auth, chunks, encrypt_for, make_node, node_public_key, sha256
+from inbox_support import (
+    FakeQueue,
+    auth,
+    chunks,
+    count_archive_files,
+    encrypt_for,
+    make_node,
+    node_public_key,
+    sha256,
+)
 
 from genofed import __version__, crypt4gh, db
 from genofed.config import Settings
-from genofed.db import ArchiveFile
 from genofed.node.app import create_app
 
 CHUNK = 50_000
@@ -62,12 +70,7 @@ class Node:
         )
 
     def archive_files(self) -> int:
-        engine = db.make_engine(self.settings.database_url)
-        try:
-            with db.session_scope(engine) as session:
-                return session.scalar(select(func.count()).select_from(ArchiveFile)) or 0
-        finally:
-            engine.dispose()
+        return count_archive_files(self.settings)
 
 
 @pytest.fixture
