@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     Enum,
@@ -338,3 +339,138 @@ class ObjectFile(Base):
     file_id: Mapped[str] = mapped_column(
         ForeignKey("archive_files.id", ondelete="CASCADE"), primary_key=True, index=True
     )
+
+
+# -- access: users, data access requests, grants, the audit log ---------------------------------
+
+
+class User(Base):
+    """A user of the node's embedded issuer (one-machine setups; large nodes trust an OIDC
+    provider instead). The password is kept only as a salted scrypt hash."""
+
+    __tablename__ = "users"
+
+    username: Mapped[str] = mapped_column(String(255), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DacMember(Base):
+    """Who sits on a data access committee (by the subject of their tokens)."""
+
+    __tablename__ = "dac_members"
+
+    dac_accession: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+
+
+class RequestStatus(enum.StrEnum):
+    """Where the request for one dataset stands in its DAC's review."""
+
+    SUBMITTED = "submitted"  # waiting for the DAC
+    CHANGES_REQUESTED = "changes_requested"  # back with the requester
+    APPROVED = "approved"  # a grant exists
+    REJECTED = "rejected"
+    REVOKED = "revoked"  # approved, then the grant was revoked
+    WITHDRAWN = "withdrawn"  # the requester withdrew it
+
+
+class AccessRequest(Base):
+    """A requester's application for one or more datasets, with the purpose in DUO terms."""
+
+    __tablename__ = "access_requests"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_file_id)
+    requester: Mapped[str] = mapped_column(String(255), index=True)
+    title: Mapped[str] = mapped_column(String(255))
+    # {"permission": "HMB", "diseases": [...], "modifiers": ["NCU", "GS=EU"], "description": ..}
+    purpose: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    duration_days: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    items: Mapped[list[AccessRequestItem]] = relationship(
+        back_populates="request",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="AccessRequestItem.id",
+    )
+
+
+class AccessRequestItem(Base):
+    """The part of a request that one dataset's DAC decides."""
+
+    __tablename__ = "access_request_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(
+        ForeignKey("access_requests.id", ondelete="CASCADE"), index=True
+    )
+    dataset_accession: Mapped[str] = mapped_column(String(64), index=True)
+    dac_accession: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[RequestStatus] = mapped_column(
+        _string_enum(RequestStatus, "request_status"), default=RequestStatus.SUBMITTED
+    )
+    # The automatic check of the purpose against the dataset's policy: [] when it satisfies it.
+    mismatches: Mapped[list[str]] = mapped_column(JSON, default=list)
+    comment: Mapped[str | None] = mapped_column(Text)  # the DAC's last word to the requester
+    decided_by: Mapped[str | None] = mapped_column(String(255))
+    decided_at: Mapped[datetime | None] = mapped_column()
+
+    request: Mapped[AccessRequest] = relationship(back_populates="items")
+
+
+class AccessEvent(Base):
+    """One transition of a request item: who moved it where, when, and why."""
+
+    __tablename__ = "access_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("access_request_items.id", ondelete="CASCADE"), index=True
+    )
+    actor: Mapped[str] = mapped_column(String(255))
+    status: Mapped[RequestStatus] = mapped_column(_string_enum(RequestStatus, "request_status"))
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Grant(Base):
+    """Permission for one subject to read one dataset until ``expires_at``; the visas the node
+    issues carry its id as their ``jti``, so revoking the grant revokes them."""
+
+    __tablename__ = "grants"
+    __table_args__ = (Index("ix_grants_subject_dataset", "subject", "dataset_accession"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_file_id)
+    subject: Mapped[str] = mapped_column(String(255))
+    dataset_accession: Mapped[str] = mapped_column(String(64))
+    item_id: Mapped[int | None] = mapped_column(
+        ForeignKey("access_request_items.id", ondelete="SET NULL")
+    )
+    granted_by: Mapped[str] = mapped_column(String(255))
+    granted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    conditions: Mapped[list[str]] = mapped_column(JSON, default=list)  # the policy's DUO terms
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    revoked_by: Mapped[str | None] = mapped_column(String(255))
+
+
+class AuditEntry(Base):
+    """One entry of the append-only audit log. ``hash`` covers the entry and ``prev_hash``, so
+    altering, removing or reordering any entry breaks every hash after it."""
+
+    __tablename__ = "audit_entries"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(255), index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))  # allowed / denied
+    dataset: Mapped[str | None] = mapped_column(String(64), index=True)
+    file: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
