@@ -23,6 +23,15 @@ def shared_dir() -> Path:
     return SHARED
 
 
+@pytest.fixture(autouse=True)
+def _private_logins(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keep every test's stored logins ('genofed login') away from the user's own."""
+    folder = tmp_path_factory.mktemp("logins")
+    monkeypatch.setenv("GENOFED_CREDENTIALS", str(folder / "credentials.json"))
+
+
 # --- Databases --------------------------------------------------------------------------------
 # `database_url` runs a test once per backend: SQLite always, PostgreSQL when
 # GENOFED_TEST_POSTGRES_URL names a server (CI sets it), e.g.

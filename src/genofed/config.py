@@ -63,12 +63,29 @@ class HttpSettings(BaseModel):
     public_url: str = ""  # empty: http://host:port
 
 
+class TrustedIssuer(BaseModel):
+    """Another issuer whose JWTs the node accepts: an OIDC provider (LS-AAI, Keycloak) for
+    bearer tokens, a broker or another node for GA4GH visas, or both."""
+
+    issuer: str  # the exact `iss` claim
+    jwks_url: str = ""  # where its public keys are; empty: `jwks_file`
+    jwks_file: Path | None = None  # a JWKS kept on disk, for offline or pinned setups
+    accept: list[Literal["tokens", "visas"]] = ["tokens", "visas"]
+    audience: str = ""  # tokens: the `aud` they must carry (the node's client id); empty: any
+    # tokens: the claim listing genofed roles; empty (safe default): every token of this issuer
+    # gets `default_roles`, so the provider cannot make anyone an operator of this node
+    roles_claim: str = ""
+    default_roles: list[str] = ["requester"]
+
+
 class TokenSettings(BaseModel):
-    """The node's embedded bearer-token issuer (Ed25519-signed JWTs)."""
+    """The node's embedded bearer-token issuer (Ed25519-signed JWTs) and the issuers it trusts."""
 
     signing_key: Path = Path("keys/jwt-signing.pem")
     issuer: str = ""  # empty: the node's public URL
     lifetime_seconds: int = 3600
+    visa_lifetime_seconds: int = 3600  # visas are re-issued on demand while the grant lasts
+    trusted_issuers: list[TrustedIssuer] = []
 
 
 class Settings(BaseSettings):
@@ -109,6 +126,9 @@ class Settings(BaseSettings):
         self.crypt4gh.secret_key = self._under_home(self.crypt4gh.secret_key)
         self.crypt4gh.public_key = self._under_home(self.crypt4gh.public_key)
         self.tokens.signing_key = self._under_home(self.tokens.signing_key)
+        for trusted in self.tokens.trusted_issuers:
+            if trusted.jwks_file is not None:
+                trusted.jwks_file = self._under_home(trusted.jwks_file)
         if not self.http.public_url:
             self.http.public_url = f"http://{self.http.host}:{self.http.port}"
         if not self.tokens.issuer:

@@ -335,7 +335,8 @@ def test_cli_needs_a_token(node: Node, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GENOFED_TOKEN", raising=False)
     result = CliRunner().invoke(cli, ["submit", "status", "--node", URL])
     assert result.exit_code == 1
-    assert "no token: give --token or set GENOFED_TOKEN" in result.output
+    assert f"no token for {URL}: run 'genofed login --node {URL}'" in result.output
+    assert "set GENOFED_TOKEN" in result.output
 
 
 def test_cli_reports_a_refused_token_once(cli_node: Node, monkeypatch: pytest.MonkeyPatch) -> None:

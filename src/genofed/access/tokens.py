@@ -29,7 +29,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from genofed.config import Settings
+from genofed.access import jwks as jwks_cache
+from genofed.config import Settings, TrustedIssuer
 from genofed.errors import GenofedError
 
 ROLES = frozenset({"submitter", "requester", "dac_member", "operator"})
@@ -97,7 +98,7 @@ def ensure_signing_key(settings: Settings) -> Path:
     return path
 
 
-def _signing_key(settings: Settings) -> Ed25519PrivateKey:
+def signing_key(settings: Settings) -> Ed25519PrivateKey:
     path = settings.tokens.signing_key
     try:
         info = path.stat()
@@ -130,7 +131,7 @@ def _load_key(path: Path, mtime_ns: int, size: int) -> Ed25519PrivateKey:
 
 def public_jwk(settings: Settings) -> dict[str, str]:
     """The public signing key as a JWK, with its RFC 7638 thumbprint as ``kid``."""
-    raw = _signing_key(settings).public_key().public_bytes_raw()
+    raw = signing_key(settings).public_key().public_bytes_raw()
     jwk = {"crv": "Ed25519", "kty": "OKP", "x": _b64url(raw)}
     canonical = json.dumps(jwk, separators=(",", ":"), sort_keys=True).encode()
     return {
@@ -160,8 +161,8 @@ def issue_token(
     lifetime: timedelta | None = None,
 ) -> str:
     """A signed token for ``subject`` with ``roles``, valid for ``lifetime`` (default: settings)."""
-    _check_subject(subject)
-    chosen = _check_roles(roles)
+    check_subject(subject)
+    chosen = check_roles(roles)
     lifetime = (
         lifetime if lifetime is not None else timedelta(seconds=settings.tokens.lifetime_seconds)
     )
@@ -178,10 +179,10 @@ def issue_token(
         "roles": sorted(chosen),
     }
     kid = public_jwk(settings)["kid"]
-    return jwt.encode(claims, _signing_key(settings), algorithm=ALGORITHM, headers={"kid": kid})
+    return jwt.encode(claims, signing_key(settings), algorithm=ALGORITHM, headers={"kid": kid})
 
 
-def _check_subject(subject: str) -> None:
+def check_subject(subject: str) -> None:
     # FEGA messages need at least two characters for the user; control characters would let a
     # user name forge lines in logs.
     if not 2 <= len(subject) <= MAX_SUBJECT or subject != subject.strip():
@@ -193,7 +194,7 @@ def _check_subject(subject: str) -> None:
         raise TokenRequestError(f"user name {_shown(subject)} contains a control character")
 
 
-def _check_roles(roles: list[str] | tuple[str, ...] | frozenset[str]) -> frozenset[str]:
+def check_roles(roles: list[str] | tuple[str, ...] | frozenset[str]) -> frozenset[str]:
     unknown = sorted(set(roles) - ROLES)
     if unknown:
         raise TokenRequestError(
@@ -209,9 +210,18 @@ def _check_roles(roles: list[str] | tuple[str, ...] | frozenset[str]) -> frozens
 
 
 def verify_token(settings: Settings, token: str) -> Identity:
-    """The identity ``token`` proves, or :class:`InvalidToken` saying precisely why not."""
+    """The identity ``token`` proves, or :class:`InvalidToken` saying precisely why not.
+
+    Tokens of the node's own issuer are checked against its signing key; tokens of an issuer in
+    ``tokens.trusted_issuers`` (an OIDC provider) against that issuer's JWKS.
+    """
+    issuer = _claimed_issuer(token)
+    if issuer != settings.tokens.issuer:
+        trusted = trusted_issuer(settings, issuer, "tokens")
+        if trusted is not None:
+            return _verify_external(settings, token, trusted)
     _check_algorithm(token)
-    public_key = _signing_key(settings).public_key()
+    public_key = signing_key(settings).public_key()
     try:
         claims = jwt.decode(
             token,
@@ -225,6 +235,79 @@ def verify_token(settings: Settings, token: str) -> Identity:
     except jwt.PyJWTError as error:
         raise InvalidToken(_reason(error, token, settings)) from None
     return _identity(claims)
+
+
+def trusted_issuer(settings: Settings, issuer: object, use: str) -> TrustedIssuer | None:
+    """The configured issuer named ``issuer`` if it is trusted for ``use`` (tokens or visas)."""
+    for trusted in settings.tokens.trusted_issuers:
+        if trusted.issuer == issuer and use in trusted.accept:
+            return trusted
+    return None
+
+
+def _claimed_issuer(token: str) -> object:
+    try:
+        return _unverified(token).get("iss")
+    except jwt.PyJWTError:
+        return None  # malformed: the node's own checks say so precisely
+
+
+def _verify_external(settings: Settings, token: str, trusted: TrustedIssuer) -> Identity:
+    """A token from an OIDC provider: its signature, expiry, audience; roles from its claims."""
+    claims = verify_signed(token, trusted, audience=trusted.audience or None)
+    roles = claims.get(trusted.roles_claim) if trusted.roles_claim else None
+    if not isinstance(roles, list):
+        roles = trusted.default_roles
+    claims["roles"] = sorted(ROLES.intersection(role for role in roles if isinstance(role, str)))
+    claims.setdefault("jti", "")
+    return _identity(claims)
+
+
+def verify_signed(
+    token: str,
+    trusted: TrustedIssuer,
+    *,
+    audience: str | None = None,
+    require: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """The claims of ``token`` signed by ``trusted`` (whose keys come from its JWKS)."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise InvalidToken("the token is malformed (not a JWT of three base64url parts)") from None
+    algorithm = header.get("alg")
+    if algorithm not in jwks_cache.ALGORITHMS:
+        raise InvalidToken(
+            f"the token is signed with {_shown(algorithm)}, which this node does not accept "
+            f"from {trusted.issuer!r} (only asymmetric signatures)"
+        )
+    try:
+        key = jwks_cache.KEYS.key(trusted, header.get("kid"))
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=[str(algorithm)],
+            audience=audience,
+            issuer=trusted.issuer,
+            leeway=LEEWAY,
+            options={"require": ["iss", "sub", "exp", *require], "verify_aud": bool(audience)},
+        )
+    except jwks_cache.KeyUnavailable as error:
+        raise InvalidToken(str(error)) from None
+    except jwt.ExpiredSignatureError:
+        expired = datetime.fromtimestamp(_unverified(token).get("exp", 0), UTC)
+        raise InvalidToken(
+            f"the token from {trusted.issuer!r} expired at {expired:%Y-%m-%d %H:%M:%S} UTC: "
+            "get a new one"
+        ) from None
+    except jwt.InvalidSignatureError:
+        raise InvalidToken(
+            f"the token's signature does not verify with the keys of {trusted.issuer!r}: it was "
+            "forged or altered"
+        ) from None
+    except jwt.PyJWTError as error:
+        raise InvalidToken(f"the token from {trusted.issuer!r} is refused: {error}") from None
+    return claims
 
 
 def _check_algorithm(token: str) -> None:
@@ -257,8 +340,9 @@ def _reason(error: jwt.PyJWTError, token: str, settings: Settings) -> str:
     if isinstance(error, jwt.InvalidIssuerError):
         issuer = _shown(_unverified(token).get("iss"))
         return (
-            f"the token was issued by {issuer}, not by this node ({settings.tokens.issuer!r}): "
-            f"{_ISSUE_HELP}"
+            f"the token was issued by {issuer}, which this node does not trust (its own issuer "
+            f"is {settings.tokens.issuer!r}; operators trust others in "
+            f"[[tokens.trusted_issuers]]): {_ISSUE_HELP}"
         )
     if isinstance(error, jwt.InvalidAudienceError):
         audience = _shown(_unverified(token).get("aud"))

@@ -26,7 +26,7 @@ from genofed.errors import GenofedError
 T = TypeVar("T")
 
 # Data goes to stdout; messages, progress and errors go to stderr.
-err_console = Console(stderr=True, soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True, emoji=False)  # fingerprints hold ":ab:"
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

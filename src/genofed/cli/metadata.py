@@ -34,7 +34,7 @@ datasets = typer.Typer(
     help="Datasets: create, add files, release to the federation, deprecate.",
     no_args_is_help=True,
 )
-out_console = Console(soft_wrap=True)
+out_console = Console(soft_wrap=True, emoji=False)
 PathsArgument = typer.Argument(
     ...,
     help="Sheets (samples.tsv, studies.csv, ...), JSON documents, or folders holding them.",

@@ -8,34 +8,21 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import typer
 from rich.text import Text
 
 from genofed.cli.common import byte_progress, err_console, fail, run_guarded, say
+from genofed.cli.remote import NodeOption, TokenOption, connect, node_url
 
 if TYPE_CHECKING:
     from genofed.node.client import NodeClient, Uploaded
 
 MiB = 1024 * 1024
-TOKEN_ENV = "GENOFED_TOKEN"
-_LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 app = typer.Typer(
     help="Submit files to a node (encrypted for it as they are sent, resumable) and follow them.",
     no_args_is_help=True,
-)
-
-NodeOption = typer.Option(
-    ..., "--node", envvar="GENOFED_NODE", help="The node's URL, e.g. https://ega.example.org."
-)
-TokenOption = typer.Option(
-    None,
-    "--token",
-    envvar=TOKEN_ENV,
-    show_default=False,
-    help=f"Your bearer token; better given in {TOKEN_ENV}, as other users can see command lines.",
 )
 
 
@@ -44,7 +31,7 @@ def upload(
     files: list[Path] = typer.Argument(
         ..., exists=True, dir_okay=False, readable=True, help="The files to submit."
     ),
-    node: str = NodeOption,
+    node: str | None = NodeOption,
     token: str | None = TokenOption,
     chunk_mib: int = typer.Option(
         64, "--chunk-mib", min=1, max=1024, help="Size of each request, in MiB."
@@ -66,7 +53,8 @@ def upload(
     """
     from genofed import crypt4gh
 
-    client = _connect(node, token)
+    url = node_url(node)
+    client = connect(url, token)
     try:
         node_key = run_guarded(client.public_key)
         found = crypt4gh.fingerprint(node_key)
@@ -76,7 +64,7 @@ def upload(
                 "talking to the node you think; check the URL and ask its operator"
             )
         err_console.print(f"node key fingerprint {found}", highlight=False)
-        failures = _upload_all(client, node, files, node_key, chunk_mib * MiB, ingest)
+        failures = _upload_all(client, url, files, node_key, chunk_mib * MiB, ingest)
     except KeyboardInterrupt:
         raise fail("interrupted: run the same command again to resume", code=130) from None
     finally:
@@ -141,12 +129,12 @@ def _report(path: Path, done: Uploaded) -> None:
 
 
 @app.command()
-def status(node: str = NodeOption, token: str | None = TokenOption) -> None:
+def status(node: str | None = NodeOption, token: str | None = TokenOption) -> None:
     """List your files on the node: where each is in the pipeline, and why it stopped."""
     from rich.console import Console
     from rich.table import Table
 
-    client = _connect(node, token)
+    client = connect(node, token)
     try:
         files = run_guarded(client.files)
     finally:
@@ -155,7 +143,7 @@ def status(node: str = NodeOption, token: str | None = TokenOption) -> None:
         say("you have no files on this node yet")
         return
     rows = [_status_row(record) for record in files]
-    console = Console(soft_wrap=True)
+    console = Console(soft_wrap=True, emoji=False)
     if not console.is_terminal:  # for scripts: one tab-separated line per file
         for row in rows:
             typer.echo("\t".join(row))
@@ -177,22 +165,3 @@ def _status_row(record: dict[str, Any]) -> tuple[str, ...]:
         str(record["updated_at"])[:19].replace("T", " "),
         record.get("error") or last or "",
     )
-
-
-def _connect(node: str, token: str | None) -> NodeClient:
-    from genofed.node.client import NodeClient
-
-    if not token:
-        raise fail(
-            f"no token: give --token or set {TOKEN_ENV}; the node's operator issues one "
-            "('genofed token issue --user YOU --role submitter')"
-        )
-    parts = urlsplit(node)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise fail(f"--node {node!r} is not a node URL: give e.g. https://ega.example.org")
-    if parts.scheme == "http" and parts.hostname not in _LOCAL_HOSTS:
-        err_console.print(
-            "[yellow]warning:[/] your token travels unencrypted over http://; use https://",
-            highlight=False,
-        )
-    return NodeClient.connect(node.rstrip("/"), token)

@@ -140,13 +140,15 @@ def _packet_key(
     return hashlib.blake2b(shared + reader_pk + writer_pk, digest_size=64).digest()[:KEY_SIZE]
 
 
-def encrypt_packet(plaintext: bytes, writer_secret: bytes, recipient_public: bytes) -> bytes:
-    """One header packet that ``recipient_public`` can open."""
+def encrypt_packet(
+    plaintext: bytes, writer_secret: bytes, recipient_public: bytes, nonce: bytes | None = None
+) -> bytes:
+    """One header packet that ``recipient_public`` can open (a random nonce unless given)."""
     writer_public = public_key_of(writer_secret)
     key = _packet_key(writer_secret, recipient_public, recipient_public, writer_public)
     if key is None:
         raise MalformedHeader("the recipient public key is invalid (a low-order point)")
-    nonce = os.urandom(12)
+    nonce = nonce if nonce is not None else os.urandom(12)
     sealed = ChaCha20Poly1305(key).encrypt(nonce, plaintext, None)
     return METHOD_X25519_CHACHA20_POLY1305.to_bytes(4, "little") + writer_public + nonce + sealed
 
@@ -261,19 +263,39 @@ def reencrypt(
     *,
     writer_secret: bytes | None = None,
     keep: Sequence[bytes] = (),
+    seed: bytes | None = None,
 ) -> bytes:
     """Serialize ``header`` for new recipients, followed by the encrypted packets in ``keep``.
 
-    Without a writer key an ephemeral one is used.
+    Without a writer key an ephemeral one is used. With a secret ``seed``, the writer key and the
+    nonces derive from it, so the same seed gives the same bytes: a server can then answer HTTP
+    range requests for one representation across requests. The seed must be secret and must
+    change whenever the header's content does (a nonce then never seals two plaintexts).
     """
     if not recipients:
         raise MalformedHeader("give at least one recipient public key")
+    if seed is not None:
+        writer_secret = _derived(seed, b"writer", KEY_SIZE)
     writer = writer_secret if writer_secret is not None else generate_keypair().secret
     contents = [data_key_packet(key) for key in header.session_keys]
     if header.edit_list is not None:
         contents.append(edit_list_packet(header.edit_list))
-    sealed = [encrypt_packet(content, writer, pk) for pk in recipients for content in contents]
+    sealed = [
+        encrypt_packet(
+            content,
+            writer,
+            pk,
+            None if seed is None else _derived(seed, b"nonce%d" % number, 12),
+        )
+        for number, (pk, content) in enumerate(
+            (pk, content) for pk in recipients for content in contents
+        )
+    ]
     return serialize([*sealed, *keep])
+
+
+def _derived(seed: bytes, label: bytes, size: int) -> bytes:
+    return hashlib.blake2b(label, key=hashlib.sha256(seed).digest(), digest_size=size).digest()
 
 
 def foreign_packets(raw: RawHeader, secret_key: bytes) -> list[bytes]:
@@ -289,13 +311,14 @@ def reencrypt_header(
     *,
     edit_list: Sequence[int] | None = None,
     writer_secret: bytes | None = None,
+    seed: bytes | None = None,
 ) -> bytes:
     """Open a stored header with ``secret_key`` and seal it again for ``recipients``.
 
     ``edit_list``, when given, replaces the header's own: this is how a download of part of a
-    file is expressed without touching the body.
+    file is expressed without touching the body. ``seed``: see :func:`reencrypt`.
     """
     header = open_header(parse_header(header_bytes), secret_key)
     if edit_list is not None:
         header = Header(header.session_keys, tuple(edit_list))
-    return reencrypt(header, recipients, writer_secret=writer_secret)
+    return reencrypt(header, recipients, writer_secret=writer_secret, seed=seed)
