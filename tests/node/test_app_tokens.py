@@ -40,9 +40,9 @@ def signed(settings: Settings, key: Ed25519PrivateKey | None = None, **changes: 
     """A token with the node's key (or ``key``) over claims changed as given."""
     signer = key or Ed25519PrivateKey.generate()
     if key is None:
-        from genofed.access.tokens import _signing_key
+        from genofed.access.tokens import signing_key
 
-        signer = _signing_key(settings)
+        signer = signing_key(settings)
     return jwt.encode(claims(settings, **changes), signer, algorithm="EdDSA")
 
 
@@ -113,11 +113,11 @@ def test_refusals_say_why_without_repeating_the_token(
 
 
 def test_a_token_without_an_expiry_is_refused(settings: Settings) -> None:
-    from genofed.access.tokens import _signing_key
+    from genofed.access.tokens import signing_key
 
     body = claims(settings)
     del body["exp"]
-    token = jwt.encode(body, _signing_key(settings), algorithm="EdDSA")
+    token = jwt.encode(body, signing_key(settings), algorithm="EdDSA")
     with pytest.raises(InvalidToken, match="lacks the 'exp' claim"):
         verify_token(settings, token)
 

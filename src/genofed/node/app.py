@@ -27,16 +27,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import ClientDisconnect
 
 from genofed import __version__, crypt4gh, db
+from genofed.access.api import router as identity_routes
 from genofed.access.http import require_role
 from genofed.access.tokens import Identity, InvalidToken, ensure_signing_key, jwks
 from genofed.archive import inbox
 from genofed.archive.queue import Queue, open_queue
 from genofed.archive.worker import EmbeddedWorker, start_embedded
 from genofed.config import Settings
+from genofed.dataout.api import router as data_routes
 from genofed.db import UploadSession
 from genofed.errors import GenofedError
 from genofed.metadata.api import router as metadata_routes
-from genofed.node.directory import NodeDirectoryError, node_secret_key
+from genofed.node.directory import NodeDirectoryError, node_key_passphrase, node_secret_key
 from genofed.storage import ObjectStore, open_store
 
 log = logging.getLogger(__name__)
@@ -72,7 +74,9 @@ class NodeResources:
     engine: Engine
     sessions: sessionmaker[Session]
     inbox: ObjectStore
+    archive: ObjectStore
     node_key: bytes  # the Crypt4GH private key: uploads must open with it
+    previous_keys: tuple[bytes, ...]  # retired by a rotation: stored headers may still need them
     public_key_text: str
     fingerprint: str
 
@@ -97,7 +101,12 @@ def open_node(settings: Settings) -> NodeResources:
                 f"{settings.crypt4gh.secret_key}: submitters would encrypt for the wrong key; "
                 "restore the matching public key file"
             )
+        previous = tuple(
+            crypt4gh.load_private_key(path, lambda: node_key_passphrase(settings))
+            for path in settings.crypt4gh.previous_secret_keys
+        )
         store = open_store(settings.inbox)
+        archive = open_store(settings.archive)
     except BaseException:
         engine.dispose()
         raise
@@ -105,7 +114,9 @@ def open_node(settings: Settings) -> NodeResources:
         engine,
         db.session_factory(engine),
         store,
+        archive,
         node_key,
+        previous,
         public_text,
         crypt4gh.fingerprint(public),
     )
@@ -134,6 +145,8 @@ def create_app(
     app.include_router(_public)
     app.include_router(_inbox_routes, prefix="/inbox", tags=["inbox"])
     app.include_router(metadata_routes)
+    app.include_router(identity_routes)
+    app.include_router(data_routes)
     app.add_exception_handler(GenofedError, _genofed_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     return app

@@ -1,0 +1,1 @@
+"""Data out: what a caller's visas allow, downloads re-encrypted for them, and htsget."""
