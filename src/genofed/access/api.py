@@ -67,9 +67,7 @@ async def permissions(
 ) -> dict[str, list[str]]:
     """The user's visas (REMS style): ``{"ga4gh_visa_v1": ["<JWT>", ...]}``."""
     if who.subject != user and not who.has_role(OPERATOR):
-        raise HTTPException(
-            403, "you may read only your own visas (/permissions/<your user name>)"
-        )
+        raise HTTPException(403, "you may read only your own visas (/permissions/<your user name>)")
     settings: Settings = request.app.state.settings
     engine = request.app.state.node.engine
 

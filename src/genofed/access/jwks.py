@@ -42,19 +42,20 @@ class KeyCache:
     """Keys per trusted issuer; thread-safe, as routes verify tokens in worker threads."""
 
     def __init__(self) -> None:
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[tuple[str, str, str], _Entry] = {}  # by issuer and key source
         self._lock = threading.Lock()
 
     def key(self, trusted: TrustedIssuer, kid: str | None) -> PyJWK:
         now = time.monotonic()
+        source = (trusted.issuer, trusted.jwks_url, str(trusted.jwks_file))
         with self._lock:
-            entry = self._entries.get(trusted.issuer)
+            entry = self._entries.get(source)
         stale = entry is None or now - entry.fetched_at > CACHE_SECONDS
         unknown = entry is not None and _pick(entry.keys, kid) is None
         if stale or (unknown and entry is not None and now - entry.fetched_at > REFRESH_SECONDS):
             entry = _Entry(_load(trusted), now)
             with self._lock:
-                self._entries[trusted.issuer] = entry
+                self._entries[source] = entry
         assert entry is not None
         found = _pick(entry.keys, kid)
         if found is None:

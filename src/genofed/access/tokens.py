@@ -216,10 +216,11 @@ def verify_token(settings: Settings, token: str) -> Identity:
     ``tokens.trusted_issuers`` (an OIDC provider) against that issuer's JWKS.
     """
     issuer = _claimed_issuer(token)
-    if issuer != settings.tokens.issuer:
+    if issuer is not None and issuer != settings.tokens.issuer:
         trusted = trusted_issuer(settings, issuer, "tokens")
-        if trusted is not None:
-            return _verify_external(settings, token, trusted)
+        if trusted is None:
+            raise InvalidToken(_untrusted(issuer, settings))
+        return _verify_external(settings, token, trusted)
     _check_algorithm(token)
     public_key = signing_key(settings).public_key()
     try:
@@ -338,12 +339,7 @@ def _reason(error: jwt.PyJWTError, token: str, settings: Settings) -> str:
             f"issued by this node or it was altered; {_ISSUE_HELP}"
         )
     if isinstance(error, jwt.InvalidIssuerError):
-        issuer = _shown(_unverified(token).get("iss"))
-        return (
-            f"the token was issued by {issuer}, which this node does not trust (its own issuer "
-            f"is {settings.tokens.issuer!r}; operators trust others in "
-            f"[[tokens.trusted_issuers]]): {_ISSUE_HELP}"
-        )
+        return _untrusted(_unverified(token).get("iss"), settings)
     if isinstance(error, jwt.InvalidAudienceError):
         audience = _shown(_unverified(token).get("aud"))
         return (
@@ -358,6 +354,14 @@ def _reason(error: jwt.PyJWTError, token: str, settings: Settings) -> str:
             "disagree; synchronise them (NTP)"
         )
     return f"the token is malformed ({error}): send it exactly as issued, or {_ISSUE_HELP}"
+
+
+def _untrusted(issuer: object, settings: Settings) -> str:
+    return (
+        f"the token was issued by {_shown(issuer)}, which this node does not trust (its own "
+        f"issuer is {settings.tokens.issuer!r}; operators trust others in "
+        f"[[tokens.trusted_issuers]]): {_ISSUE_HELP}"
+    )
 
 
 def _unverified(token: str) -> dict[str, Any]:

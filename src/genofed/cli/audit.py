@@ -40,7 +40,7 @@ app = typer.Typer(
     help="The node's tamper-evident audit log: verify its hash chain, show entries.",
     no_args_is_help=True,
 )
-out_console = Console(soft_wrap=True)
+out_console = Console(soft_wrap=True, emoji=False)
 
 
 @app.command()

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from genofed import __version__
-from genofed.cli import archive, crypt4gh, db, node, submit, token, user
+from genofed.cli import archive, audit, crypt4gh, db, node, submit, token, user
 from genofed.cli import metadata as metadata_cli
 from genofed.cli.common import run_guarded
 
@@ -28,6 +28,7 @@ app.add_typer(token.app, name="token")
 app.add_typer(archive.app, name="archive")
 app.command()(archive.worker)
 app.add_typer(user.app, name="user")
+app.add_typer(audit.app, name="audit")
 app.command()(user.login)
 app.command()(user.logout)
 
