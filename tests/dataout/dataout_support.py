@@ -35,7 +35,12 @@ def auth(settings: Settings, user: str, *roles: str) -> dict[str, str]:
 
 
 def archive_file(
-    session: Session, settings: Settings, plain: bytes, *, edit_list: Sequence[int] | None = None
+    session: Session,
+    settings: Settings,
+    plain: bytes,
+    *,
+    name: str = "upload",
+    edit_list: Sequence[int] | None = None,
 ) -> db.ArchiveFile:
     """``plain`` archived and ready: the header sealed for the node, the body in the store."""
     public = crypt4gh.load_public_key(settings.crypt4gh.public_key)
@@ -49,7 +54,7 @@ def archive_file(
     body = encrypted.read()
     file = db.ArchiveFile(
         submitter=SUBMITTER,
-        inbox_path=f"{SUBMITTER}/upload.c4gh",
+        inbox_path=f"{SUBMITTER}/{name}.c4gh",
         state=db.FileState.READY,
         accession=str(allocate(session, settings.country, "file")),
         header=header,

@@ -35,6 +35,7 @@ from genofed.archive.queue import Queue, open_queue
 from genofed.archive.worker import EmbeddedWorker, start_embedded
 from genofed.config import Settings
 from genofed.dataout.api import router as data_routes
+from genofed.dataout.htsget import router as htsget_routes
 from genofed.db import UploadSession
 from genofed.errors import GenofedError
 from genofed.metadata.api import router as metadata_routes
@@ -147,6 +148,7 @@ def create_app(
     app.include_router(metadata_routes)
     app.include_router(identity_routes)
     app.include_router(data_routes)
+    app.include_router(htsget_routes)
     app.add_exception_handler(GenofedError, _genofed_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     return app
