@@ -250,3 +250,47 @@ def test_a_tampered_audit_log_is_detected(world: World) -> None:
         report = audit.verify(session)
     engine.dispose()
     assert not report.ok
+
+
+def test_visa_conditions_need_the_visas_they_name(world: World) -> None:
+    terms = "https://partner.example/terms/v2"
+    conditions = [[{"type": "AcceptedTermsAndPolicies", "value": f"const:{terms}", "by": "self"}]]
+    grant_visa = _visa(world, key=world.partner_key, issuer=PARTNER, conditions=conditions)
+    alone = _fetch(world, {**auth(world.settings, READER), "X-GA4GH-Passport": grant_visa})
+    assert alone.status_code == 403 and "conditions are not met" in alone.json()["detail"]
+    accepted = _visa(
+        world,
+        key=world.partner_key,
+        issuer=PARTNER,
+        type="AcceptedTermsAndPolicies",
+        value=terms,
+        by="self",
+    )
+    both = f"{grant_visa}, {accepted}"
+    response = _fetch(world, {**auth(world.settings, READER), "X-GA4GH-Passport": both})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("conditions", "met"),
+    [
+        (None, True),
+        ([], True),
+        ([[{"type": "ResearcherStatus", "value": "pattern:https://*.example/*"}]], True),
+        ([[{"type": "ResearcherStatus", "value": "pattern:https://[a]*"}]], False),
+        ([[{"type": "ResearcherStatus", "by": "so"}]], True),
+        ([[{"type": "ResearcherStatus", "by": "peer"}]], False),
+        ([[{"type": "ResearcherStatus"}, {"type": "AffiliationAndRole"}]], False),
+        ([[{"type": "AffiliationAndRole"}], [{"type": "ResearcherStatus"}]], True),
+        ([[]], False),
+        ("not a list", False),
+    ],
+)
+def test_conditions_are_an_or_of_ands(conditions: object, met: bool) -> None:
+    from genofed.access.visas import conditions_met
+
+    passport = [
+        {"type": "ResearcherStatus", "value": "https://lab.example/bona-fide", "by": "so"},
+        {"type": "ControlledAccessGrants", "value": "x", "by": "dac"},
+    ]
+    assert conditions_met(conditions, passport) is met

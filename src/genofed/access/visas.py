@@ -11,10 +11,12 @@ Its ``exp`` is the earlier of the grant's expiry and ``tokens.visa_lifetime_seco
 a leaked visa dies soon; its ``jti`` is the grant, so revoking the grant revokes every visa of it at
 this node at once. Visas of other issuers are accepted only from issuers the operator allow-listed
 for visas (``[[tokens.trusted_issuers]]`` with ``accept = ["visas"]``), checked against their JWKS.
+A visa with ``conditions`` counts only when the other visas sent with it satisfy them.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -162,9 +164,19 @@ def permissions(
     if len(presented) > MAX_VISAS:
         allowed.refused.append(f"{len(presented)} visas sent; at most {MAX_VISAS} are read")
         presented = presented[:MAX_VISAS]
+    checked: list[tuple[int, dict[str, Any], dict[str, Any]]] = []  # (number, claims, body)
     for index, token in enumerate(presented, 1):
         try:
-            visa = verify_visa(session, settings, token, subject, now)
+            claims = _verified_claims(settings, token, len(token))
+            checked.append((index, claims, _visa_body(claims, subject, now)))
+        except InvalidVisa as error:
+            allowed.refused.append(f"visa {index}: {error}")
+    bodies = [body for _, _, body in checked]
+    for index, claims, body in checked:
+        if body.get("type") != VISA_TYPE:
+            continue  # other visa types only ever satisfy conditions
+        try:
+            visa = _grant_of(session, settings, claims, body, bodies)
         except InvalidVisa as error:
             allowed.refused.append(f"visa {index}: {error}")
             continue
@@ -186,23 +198,47 @@ def _visa_of_grant(settings: Settings, grant: Grant) -> Visa:
 
 
 def verify_visa(
-    session: Session, settings: Settings, token: str, subject: str, now: datetime | None = None
+    session: Session,
+    settings: Settings,
+    token: str,
+    subject: str,
+    now: datetime | None = None,
+    passport: Sequence[dict[str, Any]] = (),
 ) -> Visa:
-    """The grant ``token`` proves for ``subject``, or :class:`InvalidVisa` saying why not."""
+    """The grant ``token`` proves for ``subject``, or :class:`InvalidVisa` saying why not.
+    ``passport``: the other visas' bodies, against which its conditions are checked."""
     now = now or datetime.now(UTC)
-    if len(token) > MAX_VISA_BYTES:
-        raise InvalidVisa(f"it is larger than {MAX_VISA_BYTES} bytes")
-    claims = _verified_claims(settings, token)
-    visa = _read_visa(claims, now)
-    if visa.subject != subject:
-        raise InvalidVisa("it was issued to another user than the token's")
+    claims = _verified_claims(settings, token, len(token))
+    body = _visa_body(claims, subject, now)
+    if body.get("type") != VISA_TYPE:
+        raise InvalidVisa(f"it is of type {_shown(body.get('type'))}, not {VISA_TYPE}")
+    return _grant_of(session, settings, claims, body, [body, *passport])
+
+
+def _grant_of(
+    session: Session,
+    settings: Settings,
+    claims: dict[str, Any],
+    body: dict[str, Any],
+    passport: Sequence[dict[str, Any]],
+) -> Visa:
+    """What a verified ControlledAccessGrants visa grants, once its conditions hold."""
+    visa = _read_grant(claims, body)
+    if not conditions_met(body.get("conditions"), passport):
+        raise InvalidVisa(
+            "its conditions are not met by the other visas sent (e.g. accepted terms or a "
+            "researcher status): send them too, in X-GA4GH-Passport"
+        )
     if visa.issuer == settings.tokens.issuer:
-        _check_not_revoked(session, visa, str(claims.get("jti", "")))
-        visa = Visa(**{**visa.__dict__, "grant_id": str(claims.get("jti"))})
+        jti = str(claims.get("jti", ""))
+        _check_not_revoked(session, visa, jti)
+        visa = Visa(**{**visa.__dict__, "grant_id": jti})
     return visa
 
 
-def _verified_claims(settings: Settings, token: str) -> dict[str, Any]:
+def _verified_claims(settings: Settings, token: str, size: int) -> dict[str, Any]:
+    if size > MAX_VISA_BYTES:
+        raise InvalidVisa(f"it is larger than {MAX_VISA_BYTES} bytes")
     try:
         issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
     except jwt.PyJWTError:
@@ -234,33 +270,77 @@ def _verified_claims(settings: Settings, token: str) -> dict[str, Any]:
         raise InvalidVisa(str(error).replace("the token", "the visa")) from None
 
 
-def _read_visa(claims: dict[str, Any], now: datetime) -> Visa:
+def _visa_body(claims: dict[str, Any], subject: str, now: datetime) -> dict[str, Any]:
+    """The ``ga4gh_visa_v1`` object of verified ``claims``, checked for every visa type."""
     body = claims.get(VISA_CLAIM)
     if not isinstance(body, dict):
         raise InvalidVisa(f"it has no {VISA_CLAIM} object")
-    if body.get("type") != VISA_TYPE:
-        raise InvalidVisa(f"it is of type {_shown(body.get('type'))}, not {VISA_TYPE}")
+    if claims.get("sub") != subject:
+        raise InvalidVisa("it was issued to another user than the token's")
+    if not isinstance(body.get("type"), str):
+        raise InvalidVisa("it has no type")
     asserted = body.get("asserted")
     if not isinstance(asserted, int) or isinstance(asserted, bool):
         raise InvalidVisa("its 'asserted' is not a time in seconds")
     if datetime.fromtimestamp(asserted, UTC) > now + LEEWAY:
         raise InvalidVisa("it is asserted in the future: the grant it claims has not started")
+    return body
+
+
+def _read_grant(claims: dict[str, Any], body: dict[str, Any]) -> Visa:
     by, value, source = body.get("by"), body.get("value"), body.get("source")
     if not isinstance(by, str) or not by:
         raise InvalidVisa("it does not say 'by' whom the grant was made")
     if not isinstance(value, str) or not value.rstrip("/"):
         raise InvalidVisa("its 'value' names no dataset")
-    if body.get("conditions"):
-        raise InvalidVisa("it has conditions, which this node does not evaluate yet")
     return Visa(
         issuer=str(claims["iss"]),
         subject=str(claims["sub"]),
         dataset=value.rstrip("/").rsplit("/", 1)[-1],
-        asserted=datetime.fromtimestamp(asserted, UTC),
+        asserted=datetime.fromtimestamp(body["asserted"], UTC),
         expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
         source=str(source or ""),
         by=by,
     )
+
+
+def conditions_met(conditions: object, passport: Sequence[dict[str, Any]]) -> bool:
+    """GA4GH visa conditions: a list of alternatives (OR), each a list of clauses (AND); a
+    clause holds when some visa of the passport has its type and matches its value, source and
+    by (``const:`` exact, ``pattern:`` with ``*`` and ``?`` wildcards; a bare value is exact)."""
+    if conditions in (None, []):
+        return True
+    if not isinstance(conditions, list):
+        return False
+    return any(
+        isinstance(alternative, list)
+        and bool(alternative)
+        and all(_clause_met(clause, passport) for clause in alternative)
+        for alternative in conditions
+    )
+
+
+def _clause_met(clause: object, passport: Sequence[dict[str, Any]]) -> bool:
+    if not isinstance(clause, dict) or not isinstance(clause.get("type"), str):
+        return False
+    return any(
+        visa.get("type") == clause["type"]
+        and all(
+            _matches(clause[field], visa.get(field))
+            for field in ("value", "source", "by")
+            if field in clause
+        )
+        for visa in passport
+    )
+
+
+def _matches(wanted: object, actual: object) -> bool:
+    if not isinstance(wanted, str) or not isinstance(actual, str):
+        return False
+    if wanted.startswith("pattern:"):  # only * and ? are special, unlike fnmatch's [...]
+        glob = re.escape(wanted.removeprefix("pattern:"))
+        return re.fullmatch(glob.replace(r"\*", ".*").replace(r"\?", "."), actual) is not None
+    return actual == wanted.removeprefix("const:")
 
 
 def _check_not_revoked(session: Session, visa: Visa, jti: str) -> None:
