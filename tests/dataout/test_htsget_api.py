@@ -24,6 +24,8 @@ from genofed.node.server import free_socket, serving
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "htsget"))
 from htsget_support import (
     build_bam,
+    build_bcf,
+    build_cram,
     build_vcf,
     header_text,
     index_assembled,
@@ -43,6 +45,8 @@ class Served:
     vcf: str
     bam_path: Path
     vcf_path: Path
+    others: dict[Format, tuple[str, Path]]  # CRAM and BCF: accession, original
+    fasta: Path
 
     def token(self, user: str = READER) -> str:
         return issue_token(self.settings, user, ["requester"])
@@ -51,22 +55,26 @@ class Served:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     folder = tmp_path_factory.mktemp("htsget-node")
-    bam, _ = build_bam(folder)
+    bam, fasta = build_bam(folder)
     vcf = build_vcf(folder)
+    cram, bcf = build_cram(bam, fasta), build_bcf(vcf)
     sock = free_socket()
     settings = make_node(folder / "node", http={"port": sock.getsockname()[1]})
     engine = db.make_engine(settings.database_url)
     with db.session_scope(engine) as session:
+        paths = [bam, vcf, cram, bcf]
+        indexes = [Path(f"{bam}.bai"), Path(f"{vcf}.tbi"), Path(f"{cram}.crai"), Path(f"{bcf}.csi")]
         archived = [
             archive_file(session, settings, path.read_bytes(), name=path.name)
-            for path in (bam, Path(f"{bam}.bai"), vcf, Path(f"{vcf}.tbi"))
+            for path in [*paths, *indexes]
         ]
         dataset = release_dataset(session, settings, archived, "Reads and calls")
         grant(session, READER, dataset)
-        bam_id, vcf_id = str(archived[0].accession), str(archived[2].accession)
+        ids = [str(file.accession) for file in archived]
     engine.dispose()
+    others = {Format.CRAM: (ids[2], cram), Format.BCF: (ids[3], bcf)}
     with serving(create_app(settings), sock) as url:
-        yield Served(settings, url, bam_id, vcf_id, bam, vcf)
+        yield Served(settings, url, ids[0], ids[1], bam, vcf, others, fasta)
 
 
 def _fetch(served: Served, endpoint: str, accession: str, out: Path, **query: object) -> None:
@@ -104,6 +112,23 @@ def test_the_htsget_client_fetches_a_bam_region(served: Served, tmp_path: Path) 
     index_assembled(out, Format.BAM)
     fetched = records(out, Format.BAM, region, None)
     assert fetched and fetched == records(served.bam_path, Format.BAM, region, None)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "endpoint", "suffix"),
+    [(Format.CRAM, "reads", ".cram"), (Format.BCF, "variants", ".bcf")],
+)
+def test_cram_and_bcf_regions_come_through_too(
+    served: Served, tmp_path: Path, fmt: Format, endpoint: str, suffix: str
+) -> None:
+    accession, original = served.others[fmt]
+    region = Region("chr1", 100_000, 200_000)
+    out = tmp_path / f"region{suffix}"
+    _fetch(served, endpoint, accession, out, reference_name="chr1", start=100_000, end=200_000)
+    index_assembled(out, fmt)
+    reference = served.fasta if fmt is Format.CRAM else None
+    fetched = records(out, fmt, region, reference)
+    assert fetched and fetched == records(original, fmt, region, reference)
 
 
 def test_the_header_class_gives_the_header_and_no_record(served: Served, tmp_path: Path) -> None:

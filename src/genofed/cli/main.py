@@ -9,6 +9,7 @@ import typer
 from genofed import __version__
 from genofed.cli import archive, audit, crypt4gh, db, node, submit, token, user
 from genofed.cli import metadata as metadata_cli
+from genofed.cli.access import access_app, dac_app
 from genofed.cli.common import run_guarded
 
 app = typer.Typer(
@@ -29,6 +30,8 @@ app.add_typer(archive.app, name="archive")
 app.command()(archive.worker)
 app.add_typer(user.app, name="user")
 app.add_typer(audit.app, name="audit")
+app.add_typer(access_app, name="access")
+app.add_typer(dac_app, name="dac")
 app.command()(user.login)
 app.command()(user.logout)
 

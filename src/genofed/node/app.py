@@ -28,6 +28,7 @@ from starlette.requests import ClientDisconnect
 
 from genofed import __version__, crypt4gh, db
 from genofed.access.api import router as identity_routes
+from genofed.access.dac_api import router as dac_routes
 from genofed.access.http import require_role
 from genofed.access.tokens import Identity, InvalidToken, ensure_signing_key, jwks
 from genofed.archive import inbox
@@ -147,6 +148,7 @@ def create_app(
     app.include_router(_inbox_routes, prefix="/inbox", tags=["inbox"])
     app.include_router(metadata_routes)
     app.include_router(identity_routes)
+    app.include_router(dac_routes)
     app.include_router(data_routes)
     app.include_router(htsget_routes)
     app.add_exception_handler(GenofedError, _genofed_error)
