@@ -7,6 +7,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from genofed import db
+from genofed.access import audit
 from genofed.cli.main import app
 from genofed.config import load_settings
 
@@ -31,7 +32,18 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         body = settings.archive.path / str(record.archive_path)
     # the archive holds only ciphertext: no VCF text in the body
     assert b"#CHROM" not in body.read_bytes()
-    assert b"#CHROM" in (workdir / "people" / "cohort.vcf").read_bytes()
+    original = (workdir / "people" / "alice" / "cohort.vcf").read_bytes()
+    assert b"#CHROM" in original
+    # the researcher's verified copy, nothing for the user without a grant, the audit log intact
+    (downloaded,) = (workdir / "people" / "bob" / "downloads").iterdir()
+    assert downloaded.read_bytes() == original
+    assert not any(p.name.startswith("GF") for p in (workdir / "people" / "mallory").iterdir())
+    with db.session_scope(engine) as session:
+        assert audit.verify(session).ok
+        denied = audit.query(session, actor="mallory", outcome="denied")
+        (grant,) = session.query(db.Grant).all()
+    engine.dispose()
+    assert denied and grant.subject == "bob"
 
 
 def test_demo_starts_afresh(tmp_path: Path) -> None:

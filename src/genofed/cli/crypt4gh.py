@@ -84,7 +84,7 @@ def encrypt(
 
     def work() -> None:
         recipients = [crypt4gh.load_public_key(path) for path in recipient_pk]
-        writer = _secret_key(sk) if sk else None
+        writer = load_secret_key(sk) if sk else None
         with _output(output) as dst, transfer_progress(sys.stdin.buffer, "encrypting") as tick:
             crypt4gh.encrypt(sys.stdin.buffer, dst, recipients, writer_secret=writer, progress=tick)
 
@@ -105,7 +105,7 @@ def decrypt(
     start, end = parse_range(byte_range) if byte_range else (0, None)
 
     def work() -> None:
-        secret = _secret_key(sk)
+        secret = load_secret_key(sk)
         with _output(output) as dst, transfer_progress(sys.stdin.buffer, "decrypting") as tick:
             try:
                 crypt4gh.decrypt(sys.stdin.buffer, dst, secret, start=start, end=end, progress=tick)
@@ -132,7 +132,7 @@ def reencrypt(
     """Re-encrypt the header of a Crypt4GH file for new recipients; the body is copied as is."""
 
     def work() -> None:
-        secret = _secret_key(sk)
+        secret = load_secret_key(sk)
         recipients = [crypt4gh.load_public_key(path) for path in recipient_pk]
         with _output(output) as dst:
             crypt4gh.reencrypt_stream(sys.stdin.buffer, dst, secret, recipients, trim=trim)
@@ -156,7 +156,7 @@ def parse_range(text: str) -> tuple[int, int | None]:
     return start, end
 
 
-def _secret_key(path: Path) -> bytes:
+def load_secret_key(path: Path) -> bytes:
     return crypt4gh.load_private_key(path, _passphrase_for(path))
 
 

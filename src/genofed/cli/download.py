@@ -446,9 +446,9 @@ def download(
 
     Example: genofed download GFBED000000000010 --key me.sec --out data/
     """
-    from genofed.cli.crypt4gh import _secret_key
+    from genofed.cli.crypt4gh import load_secret_key
 
-    secret = run_guarded(lambda: _secret_key(key))
+    secret = run_guarded(lambda: load_secret_key(key))
     url = node_url(node)
     chosen_token = bearer_token(url, token)
     _warn_if_clear(url)

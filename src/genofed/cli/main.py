@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from genofed import __version__
-from genofed.cli import archive, audit, crypt4gh, db, node, submit, token, user
+from genofed.cli import archive, audit, crypt4gh, db, download, node, submit, token, user
 from genofed.cli import metadata as metadata_cli
 from genofed.cli.access import access_app, dac_app
 from genofed.cli.common import run_guarded
@@ -32,6 +32,7 @@ app.add_typer(user.app, name="user")
 app.add_typer(audit.app, name="audit")
 app.add_typer(access_app, name="access")
 app.add_typer(dac_app, name="dac")
+app.command()(download.download)
 app.command()(user.login)
 app.command()(user.logout)
 
