@@ -19,6 +19,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -474,3 +475,113 @@ class AuditEntry(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+# -- beacon: the variant index, per dataset, and the privacy guard's state ---------------------
+
+
+class BeaconDataset(Base):
+    """How a dataset answers Beacon queries: its security level and the privacy guard's knobs.
+
+    A dataset without a row is ``controlled`` with the default guard: safe by default.
+    """
+
+    __tablename__ = "beacon_datasets"
+
+    dataset_accession: Mapped[str] = mapped_column(String(64), primary_key=True)
+    security_level: Mapped[str] = mapped_column(String(16), default="controlled")
+    min_count: Mapped[int] = mapped_column(Integer, default=5)  # counts below are never exact
+    budget_bits: Mapped[float] = mapped_column(Float, default=40.0)  # per user, Raisaro-style
+    guard_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class BeaconSource(Base):
+    """A variant file loaded into a dataset's index: loading is incremental, file by file."""
+
+    __tablename__ = "beacon_sources"
+
+    dataset_accession: Mapped[str] = mapped_column(String(64), primary_key=True)
+    file_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    analysis_accession: Mapped[str | None] = mapped_column(String(64))
+    assembly: Mapped[str] = mapped_column(String(16))
+    records: Mapped[int] = mapped_column(BigInteger, default=0)
+    alleles: Mapped[int] = mapped_column(BigInteger, default=0)
+    samples: Mapped[int] = mapped_column(Integer, default=0)
+    loaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BeaconSample(Base):
+    """A genotyped sample of a dataset's index: its number in the carrier bitmaps, and the
+    metadata sample (biosample) it is, when the VCF column could be matched."""
+
+    __tablename__ = "beacon_samples"
+
+    dataset_accession: Mapped[str] = mapped_column(String(64), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    file_id: Mapped[str] = mapped_column(String(36))
+    vcf_name: Mapped[str] = mapped_column(String(255))
+    sample_accession: Mapped[str | None] = mapped_column(String(64), index=True)
+
+
+class BeaconAllele(Base):
+    """One alternate allele of one variant file of a dataset (multi-allelic records are split):
+    counts for boolean and count answers, carriers (a serialized roaring bitmap of sample
+    numbers) for record-level answers and for joining variants with individuals."""
+
+    __tablename__ = "beacon_alleles"
+    __table_args__ = (
+        Index("ix_beacon_alleles_position", "dataset_accession", "assembly", "chrom", "start"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    dataset_accession: Mapped[str] = mapped_column(String(64))
+    file_id: Mapped[str] = mapped_column(String(36), index=True)
+    assembly: Mapped[str] = mapped_column(String(16))  # GRCh37 or GRCh38
+    chrom: Mapped[str] = mapped_column(String(32))  # without "chr": 1..22, X, Y, MT
+    start: Mapped[int] = mapped_column(BigInteger)  # 0-based
+    end: Mapped[int] = mapped_column(BigInteger)  # 0-based, exclusive: start + len(ref)
+    ref: Mapped[str] = mapped_column(Text)
+    alt: Mapped[str] = mapped_column(Text)
+    variant_type: Mapped[str] = mapped_column(String(16))  # SNP, MNP, INS, DEL, INDEL, SV kinds
+    ac: Mapped[int] = mapped_column(Integer)  # alternate allele count
+    an: Mapped[int] = mapped_column(Integer)  # called alleles
+    hom: Mapped[int] = mapped_column(Integer)  # samples homozygous for the allele
+    carriers: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class BeaconGene(Base):
+    """A gene of a loaded annotation (GTF/GFF3), for geneId queries."""
+
+    __tablename__ = "beacon_genes"
+    __table_args__ = (Index("ix_beacon_genes_symbol", "assembly", "symbol"),)
+
+    assembly: Mapped[str] = mapped_column(String(16), primary_key=True)
+    gene_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(64))
+    chrom: Mapped[str] = mapped_column(String(32))
+    start: Mapped[int] = mapped_column(BigInteger)  # 0-based
+    end: Mapped[int] = mapped_column(BigInteger)
+
+
+class BeaconBudget(Base):
+    """What a user has spent of a dataset's information budget (privacy guard)."""
+
+    __tablename__ = "beacon_budgets"
+
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    dataset_accession: Mapped[str] = mapped_column(String(64), primary_key=True)
+    spent_bits: Mapped[float] = mapped_column(Float, default=0.0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class BeaconAnswered(Base):
+    """Queries a user has been answered (by a digest of the query), so asking again is free."""
+
+    __tablename__ = "beacon_answered"
+
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    dataset_accession: Mapped[str] = mapped_column(String(64), primary_key=True)
+    query_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cost_bits: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
