@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import anyio
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import StreamingResponse
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from genofed.access import audit, visas
@@ -54,11 +55,11 @@ async def caller(request: Request, identity: Identity = Depends(bearer_identity)
     def resolve(session: Session) -> visas.Permissions:
         return visas.permissions(session, settings, identity.subject, presented)
 
-    return Caller(identity, await _in_session(request, resolve))
+    return Caller(identity, await in_session(request.app.state.node.engine, resolve))
 
 
-async def _in_session(request: Request, action: Callable[[Session], T]) -> T:
-    engine = request.app.state.node.engine
+async def in_session(engine: Engine, action: Callable[[Session], T]) -> T:
+    """``action(session)`` in a worker thread, in one transaction (the database blocks)."""
 
     def run() -> T:
         with session_scope(engine) as session:
@@ -80,7 +81,7 @@ async def _audited(
     """Run ``work``; record the outcome (allowed, or denied with the reason) before answering."""
     engine = request.app.state.node.engine
     try:
-        result = await _in_session(request, work)
+        result = await in_session(engine, work)
     except GenofedError as error:
         status = _STATUS.get(type(error))
         if status is None:

@@ -16,7 +16,7 @@ named like the data file plus ``.bai``/``.csi``/``.tbi``/``.crai``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
@@ -35,9 +35,9 @@ from genofed.access.http import bearer_identity
 from genofed.access.tokens import ALGORITHM, LEEWAY, public_jwk, signing_key
 from genofed.config import Settings
 from genofed.dataout import service
-from genofed.dataout.api import caller
+from genofed.dataout.api import caller, in_session
 from genofed.dataout.plaintext import NotRandomAccess, plain_reader
-from genofed.db import ArchiveFile, FileState, ObjectFile, session_scope
+from genofed.db import ArchiveFile, FileState, ObjectFile
 from genofed.htsget.errors import HtsgetError
 from genofed.htsget.plan import (
     Format,
@@ -267,7 +267,7 @@ async def _ticket(
 
     detail = {"endpoint": endpoint, **wanted.claims()}
     try:
-        file_id, dataset, fmt = await _run(engine, authorize)
+        file_id, dataset, fmt = await in_session(engine, authorize)
     except (service.NotHere, service.NoAccess, HtsgetError, NotRandomAccess) as error:
         status, kind = _status(error)
         await _audit(engine, identity.subject, "htsget.ticket", "denied", None, reference, detail)
@@ -302,7 +302,7 @@ async def ticket_data(request: Request, file_id: str) -> StreamingResponse | JSO
         return _render_all(pieces, read)
 
     try:
-        chunks = await _run(node.engine, prepare)
+        chunks = await in_session(node.engine, prepare)
     except (HtsgetError, NotRandomAccess) as error:
         status, kind = _status(error)
         return _error(status, kind, str(error))
@@ -411,14 +411,6 @@ def _verify_ticket(settings: Settings, authorization: str, file_id: str) -> dict
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-async def _run(engine: Engine, action: Callable[[Session], T]) -> T:
-    def run() -> T:
-        with session_scope(engine) as session:
-            return action(session)
-
-    return await anyio.to_thread.run_sync(run)
 
 
 async def _audit(
