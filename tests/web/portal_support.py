@@ -7,6 +7,7 @@ ULB-DAC, which decides OPEN), and DRAFT not released. ALICE submitted them.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from dac_support import (
 from metadata_support import SUBMITTER as ALICE
 
 CAROL = "carol@kuleuven.be"  # another researcher
+SCREENSHOTS_ENV = "GENOFED_SCREENSHOTS"
 PASSWORD = "correct horse battery"
 ROLES = {
     BOB: ("requester",),
@@ -60,6 +62,7 @@ __all__ = [
     "build_catalogue",
     "make_node",
     "portal_app",
+    "screenshot_folder",
     "token",
 ]
 
@@ -88,3 +91,10 @@ def add_users(engine: Engine) -> None:
 def token(settings: Settings, user: str) -> str:
     """A session token for ``user`` with their roles, as signing in would give."""
     return issue_token(settings, user, list(ROLES[user]))
+
+
+def screenshot_folder() -> Path:
+    """Where the browser tests save a screenshot of every page: ``test-artifacts/portal`` in the
+    checkout (ignored by git), or the folder ``GENOFED_SCREENSHOTS`` names."""
+    default = Path(__file__).resolve().parents[2] / "test-artifacts" / "portal"
+    return Path(os.environ.get(SCREENSHOTS_ENV) or default)
