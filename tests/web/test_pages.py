@@ -43,6 +43,7 @@ from genofed import db
 from genofed.access import requests as access
 from genofed.access.tokens import issue_token
 from genofed.config import Settings
+from genofed.errors import GenofedError
 from genofed.web.render import SESSION_COOKIE
 from genofed.web.session import LOGIN_COOKIE
 
@@ -667,6 +668,19 @@ def test_operators_see_every_grant_and_may_revoke_it(portal: Portal) -> None:
     with db.session_scope(portal.engine) as session:
         assert session.get(db.Grant, grant).revoked_by == OPS
     assert access.MAX_COMMENT  # the forms cap comments as the service does
+
+
+def test_a_node_failure_is_a_page_not_a_traceback(
+    portal: Portal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise GenofedError("database unreachable at db.example:5432")
+
+    monkeypatch.setattr(access, "requests_of", broken)
+    page = portal.client(BOB).get("/portal/requests")
+    assert page.status_code == 503
+    assert "cannot show this page now (GenofedError)" in page.text
+    assert "db.example" not in page.text  # the detail is for the operator's log only
 
 
 # -- static files -------------------------------------------------------------------------------

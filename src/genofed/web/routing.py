@@ -9,6 +9,7 @@ node (or the hub) includes with one line.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import quote
@@ -17,7 +18,10 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
+from genofed.errors import GenofedError
 from genofed.web import render
+
+log = logging.getLogger(__name__)
 
 
 class SignInRequired(Exception):
@@ -61,6 +65,9 @@ class PortalRoute(APIRoute):
                 return error_page(request, refused.status, refused.title, refused.message)
             except RequestValidationError as error:
                 return error_page(request, 422, "Incomplete form", _form_problems(error))
+            except GenofedError as error:  # the database, storage or queue: the operator's
+                log.error("%s %s failed: %s", request.method, request.url.path, error)
+                return error_page(request, 503, "Not available now", _unavailable(error))
 
         return guarded
 
@@ -97,3 +104,10 @@ def _form_problems(error: RequestValidationError) -> str:
         where = [str(part) for part in problem.get("loc", ()) if part not in ("body", "query")]
         said.append(f"{'.'.join(where) or 'form'}: {problem.get('msg', 'invalid')}")
     return "The form is incomplete or invalid: " + "; ".join(said) + ". Go back and fix it."
+
+
+def _unavailable(error: GenofedError) -> str:
+    return (
+        f"The node cannot show this page now ({type(error).__name__}). Try again later; the "
+        "node's operator finds the cause in its log."
+    )
