@@ -34,17 +34,20 @@ object (Age and AgeRange both match any object), so an age lives in ``collection
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from genofed.beacon.index import Allele, VariantQuery
 from genofed.beacon.ontology import Ontologies
+from genofed.beacon.requests import VariantParameters
 from genofed.db import MetadataLink, MetadataObject, ObjectKind
 from genofed.metadata import duo
 from genofed.metadata.datasets import released_datasets
@@ -608,3 +611,108 @@ def _union(groups: Any) -> list[str]:
 def _timestamp(moment: datetime) -> str:
     aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- genomic variants -----------------------------------------------------------------------------
+
+# RefSeq versions of the primary chromosomes in GRCh37; GRCh38's are one more.
+_GRCH37_VERSIONS = dict(
+    zip(
+        [str(n) for n in range(1, 23)] + ["X", "Y"],
+        [10, 11, 11, 11, 9, 11, 13, 10, 11, 10, 9, 11, 10, 8, 9, 9, 10, 9, 9, 10, 8, 10, 10, 9],
+        strict=True,
+    )
+)
+MAX_CASES = 100  # carriers listed in a variant record; the rest through /g_variants/{id}/...
+
+
+def sequence_id(assembly: str, chrom: str) -> str:
+    """The RefSeq accession of a primary chromosome (``refseq:NC_000001.11``), else the
+    assembly's own name for the contig."""
+    if chrom == "MT":
+        return "refseq:NC_012920.1"
+    version = _GRCH37_VERSIONS.get(chrom)
+    if version is None or assembly not in ("GRCh37", "GRCh38"):
+        return f"{assembly}:{chrom}"
+    number = {"X": 23, "Y": 24}.get(chrom) or int(chrom)
+    return f"refseq:NC_{number:06d}.{version + (assembly == 'GRCh38')}"
+
+
+def variant_query(
+    parameters: VariantParameters, region: tuple[str, int, int] | None = None
+) -> VariantQuery:
+    """The index query of Beacon's request parameters; ``region`` is the gene's, for a geneId
+    query. Bracket queries bound the start by ``start`` and the end by ``end``, both inclusive."""
+    alleles = VariantQuery(
+        assembly=parameters.assembly,
+        reference_bases=parameters.reference_bases,
+        alternate_bases=parameters.alternate_bases,
+        variant_type=parameters.variant_type,
+        min_length=parameters.min_length,
+        max_length=parameters.max_length,
+    )
+    if region is not None:
+        return replace(alleles, chrom=region[0], start=region[1], end=region[2])
+    chrom = re.sub(r"(?i)^refseq:", "", parameters.reference_name or "")  # refseq:NC_000001.11
+    located = replace(alleles, chrom=chrom, start=parameters.start[0])
+    if parameters.shape == "bracket":
+        return replace(
+            located,
+            start_max=parameters.start[1],
+            end_min=parameters.end[0],
+            end=parameters.end[1],
+        )
+    return replace(located, end=parameters.end[0] if parameters.end else None)
+
+
+def variant_record(
+    found: Catalogue, allele: Allele, carriers: Sequence[str | None], dataset_url: str
+) -> dict[str, Any]:
+    """An allele of one dataset as a genomicVariation: where and what it is, its frequency in
+    the dataset, and (up to :data:`MAX_CASES`) the biosamples carrying it."""
+    cases = [
+        {"biosampleId": sample, "individualId": found.samples[sample].individual}
+        for sample in carriers
+        if sample is not None and sample in found.samples
+    ]
+    info: dict[str, Any] = {
+        "datasetId": allele.dataset,
+        "alleleCount": allele.ac,
+        "alleleNumber": allele.an,
+        "homozygotes": allele.hom,
+        "carriers": len(allele.carriers),
+    }
+    if len(cases) > MAX_CASES:
+        info["caseLevelDataTruncated"] = (
+            f"the first {MAX_CASES}: page /g_variants/{{id}}/biosamples"
+        )
+    built: dict[str, Any] = {
+        "variantInternalId": allele.variant_id,
+        "variation": {
+            "location": {
+                "type": "SequenceLocation",
+                "sequence_id": sequence_id(allele.assembly, allele.chrom),
+                "interval": {
+                    "type": "SequenceInterval",
+                    "start": {"type": "Number", "value": allele.start},
+                    "end": {"type": "Number", "value": allele.end},
+                },
+            },
+            "referenceBases": allele.ref,
+            "alternateBases": allele.alt,
+            "variantType": allele.variant_type,
+        },
+        "frequencyInPopulations": [
+            {
+                "source": f"dataset {allele.dataset}",
+                "sourceReference": dataset_url,
+                "frequencies": [
+                    {"population": f"dataset {allele.dataset}", "alleleFrequency": allele.af}
+                ],
+            }
+        ],
+        "info": info,
+    }
+    if cases:
+        built["caseLevelData"] = cases[:MAX_CASES]
+    return built

@@ -424,6 +424,10 @@ def variant_parameters(
 
 def _check_shape(p: VariantParameters, where: str) -> None:
     """Refuse combinations that name no query of Beacon v2, with the closest valid one."""
+    if p.reference_name is not None and p.gene_id is not None:
+        raise InvalidRequest(
+            f"{where}.geneId", "give a geneId or a referenceName with positions, not both"
+        )
     if p.reference_name is None:
         if p.gene_id is not None:
             if p.start or p.end:
