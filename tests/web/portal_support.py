@@ -76,9 +76,16 @@ def make_node(folder: Path) -> Settings:
 def portal_app(settings: Settings) -> FastAPI:
     """The node app with the portal, mounted here until the node app includes it itself."""
     app = create_app(settings)
-    if not any(getattr(route, "path", "").startswith("/portal") for route in app.routes):
+    if not any(_is_portal(route) for route in app.routes):
         app.include_router(portal)
     return app
+
+
+def _is_portal(route: object) -> bool:
+    """Whether ``route`` is the portal's router as FastAPI includes it, or one of its pages."""
+    return getattr(route, "original_router", None) is portal or str(
+        getattr(route, "path", "")
+    ).startswith("/portal")
 
 
 def add_users(engine: Engine) -> None:
