@@ -5,6 +5,7 @@ bcftools (pysam's bundled copy) for the answers that must equal bcftools'."""
 from __future__ import annotations
 
 import gzip
+import io
 import random
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -14,8 +15,14 @@ from pathlib import Path
 import pysam
 from pysam import bcftools
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
+from genofed import crypt4gh, db
 from genofed.beacon.index import FileReport, load_variants
+from genofed.config import Settings, load_settings
+from genofed.metadata.accessions import allocate
+from genofed.node.directory import init_node
+from genofed.storage import open_store
 
 GRCH38_CONTIGS = {"1": 248956422, "2": 242193529, "X": 156040895, "Y": 57227415, "MT": 16569}
 GRCH37_CONTIGS = {"1": 249250621, "2": 243199373, "X": 155270560}
@@ -74,7 +81,7 @@ def vcf_text(
     return "\n".join(lines) + "\n"
 
 
-def write_vcf(path: Path, text: str, kind: str = "bgzf") -> Path:
+def write_vcf(path: Path, text: str, kind: str = "bgzf", *, index: bool = True) -> Path:
     """``text`` as a plain, gzipped or bgzipped (and tabix-indexed) VCF, or as BCF."""
     if kind == "plain":
         path.write_text(text)
@@ -88,7 +95,8 @@ def write_vcf(path: Path, text: str, kind: str = "bgzf") -> Path:
         bcftools.view("-Ob", "-o", str(path), str(plain), catch_stdout=False)
         return path
     pysam.tabix_compress(str(plain), str(path), force=True)
-    pysam.tabix_index(str(path), preset="vcf", force=True)
+    if index:
+        pysam.tabix_index(str(path), preset="vcf", force=True)
     return path
 
 
@@ -121,8 +129,15 @@ def random_records(
             )
             genotypes.append(genotype)
         records.append(
-            Record(f"{prefix}{chrom}", pos[chrom], ref, alts, genotypes,
-                   phased=rng.random() < 0.5, extra_format=rng.random() < 0.2)  # fmt: skip
+            Record(
+                f"{prefix}{chrom}",
+                pos[chrom],
+                ref,
+                alts,
+                genotypes,
+                phased=rng.random() < 0.5,
+                extra_format=rng.random() < 0.2,
+            )
         )
     order = {f"{prefix}{chrom}": number for number, chrom in enumerate(chroms)}
     return sorted(records, key=lambda record: (order[record.chrom], record.pos))
@@ -186,9 +201,15 @@ def bcftools_counts(path: Path, samples: Sequence[str]) -> dict[AlleleKey, Count
     bcftools.norm("-m-any", "-Ov", "-o", str(split), str(path), catch_stdout=False)
     subset = path.with_name(path.name + ".ac.vcf")
     bcftools.view(
-        "-s", ",".join(samples), "--force-samples", "-Ov", "-o", str(subset), str(split),
+        "-s",
+        ",".join(samples),
+        "--force-samples",
+        "-Ov",
+        "-o",
+        str(subset),
+        str(split),
         catch_stdout=False,
-    )  # fmt: skip
+    )
     column = {name: number for number, name in enumerate(samples)}
     site = "%CHROM\t%POS\t%REF\t%ALT"
     counts = {}
@@ -232,9 +253,15 @@ def load(
     """Load ``path`` into ``dataset``'s index as ``file_id`` (its name by default)."""
     with open(path, "rb") as source:
         return load_variants(
-            engine, dataset, file_id or path.name, source, name=path.name, assembly=assembly,
-            threads=threads, match_samples=(lambda _s, _n: matched) if matched else None,
-        )  # fmt: skip
+            engine,
+            dataset,
+            file_id or path.name,
+            source,
+            name=path.name,
+            assembly=assembly,
+            threads=threads,
+            match_samples=(lambda _s, _n: matched) if matched else None,
+        )
 
 
 def indexed(engine: Engine, dataset: str = "EGAD00000000001") -> dict[AlleleKey, Counts]:
@@ -255,3 +282,70 @@ def indexed(engine: Engine, dataset: str = "EGAD00000000001") -> dict[AlleleKey,
                 key = (allele.chrom, allele.start, allele.ref, allele.alt)
                 found[key] = Counts(allele.ac, allele.an, allele.hom, frozenset(allele.carriers))
     return found
+
+
+# -- a node with variant files in its archive, under analyses of a released dataset ------------
+
+SUBMITTER = "alice@uzleuven.be"
+
+
+def make_node(folder: Path) -> Settings:
+    made = init_node(folder, name="Beacon node", country="BE")
+    return load_settings(made.config_file, embedded_workers=False)
+
+
+def archive_file(session: Session, settings: Settings, plain: bytes, name: str) -> db.ArchiveFile:
+    """``plain`` archived and ready, as the pipeline leaves it: header in the database, body in
+    the archive store."""
+    public = crypt4gh.load_public_key(settings.crypt4gh.public_key)
+    encrypted = io.BytesIO()
+    crypt4gh.encrypt(io.BytesIO(plain), encrypted, [public])
+    encrypted.seek(0)
+    header = crypt4gh.split(encrypted)
+    body = encrypted.read()
+    file = db.ArchiveFile(
+        submitter=SUBMITTER,
+        inbox_path=f"{SUBMITTER}/{name}.c4gh",
+        state=db.FileState.READY,
+        accession=str(allocate(session, settings.country, "file")),
+        header=header,
+        archive_size=len(body),
+        decrypted_size=len(plain),
+    )
+    session.add(file)
+    session.flush()
+    file.archive_path = f"archive/{file.id}"
+    open_store(settings.archive).put(file.archive_path, io.BytesIO(body))
+    return file
+
+
+def metadata_object(
+    session: Session, settings: Settings, kind: db.ObjectKind, alias: str, **body: object
+) -> db.MetadataObject:
+    made = db.MetadataObject(
+        kind=kind,
+        accession=str(allocate(session, settings.country, kind.value)),
+        alias=alias,
+        submitter=SUBMITTER,
+        status=db.ObjectStatus.SUBMITTED,
+        body=dict(body),
+    )
+    session.add(made)
+    session.flush()
+    return made
+
+
+def link(session: Session, source: db.MetadataObject, target: db.MetadataObject, rel: str) -> None:
+    session.add(db.MetadataLink(source_id=source.id, target_id=target.id, relation=rel))
+
+
+def attach(session: Session, owner: db.MetadataObject, file: db.ArchiveFile) -> None:
+    session.add(db.ObjectFile(object_id=owner.id, file_id=file.id))
+
+
+def released_dataset(
+    session: Session, settings: Settings, alias: str = "cohort"
+) -> db.MetadataObject:
+    dataset = metadata_object(session, settings, db.ObjectKind.DATASET, alias, title="Cohort")
+    dataset.status = db.ObjectStatus.RELEASED
+    return dataset
