@@ -197,7 +197,7 @@ def test_dataset_filters_select_datasets(cohort_catalogue: Catalogue, ontologies
     by_duo = select_records(
         [parse_filter("DUO:0000007")], "individual", cohort_catalogue, ontologies
     )
-    assert by_duo.datasets == {dataset} and by_duo.samples is None
+    assert by_duo.datasets == frozenset({dataset}) and by_duo.samples is None
     other = select_records([parse_filter("DUO:0000042")], "dataset", cohort_catalogue, ontologies)
     assert other.datasets == frozenset()
     # MONDO:0005027 is on every person and on the policy: the endpoint's type decides
@@ -209,7 +209,7 @@ def test_dataset_filters_select_datasets(cohort_catalogue: Catalogue, ontologies
     on_datasets = select_records(
         [parse_filter("MONDO:0005027")], "dataset", cohort_catalogue, ontologies
     )
-    assert on_datasets.datasets == {dataset}
+    assert on_datasets.datasets == frozenset({dataset})
 
 
 @pytest.mark.parametrize(

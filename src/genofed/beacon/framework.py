@@ -13,14 +13,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
 from genofed import __version__
-from genofed.beacon.entities import EntryType
 from genofed.beacon.requests import API_VERSION, Granularity
-from genofed.config import Settings
+
+if TYPE_CHECKING:  # config.py imports BeaconSettings from here: nothing heavier at run time
+    from genofed.beacon.entities import EntryType
+    from genofed.config import Settings
 
 SPEC = "https://raw.githubusercontent.com/ga4gh-beacon/beacon-v2/main"
 MODEL = f"{SPEC}/models/json/beacon-v2-default-model"
