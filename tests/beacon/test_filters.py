@@ -266,3 +266,34 @@ def test_terms_of_one_scope(cohort_catalogue: Catalogue, ontologies: Any) -> Non
 
 def _ids(listed: dict[str, Any]) -> set[str]:
     return {term["id"] for term in listed["filteringTerms"]}
+
+
+# -- genofed beacon terms -----------------------------------------------------------------------
+
+
+def test_the_terms_command(
+    db_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from genofed.cli.beacon_terms import terms
+
+    app = typer.Typer()
+    app.command("terms")(terms)
+    app.command("unused")(lambda: None)  # two commands: "terms" is a subcommand, as in genofed
+    (tmp_path / "mondo.obo").write_text(MONDO)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GENOFED_DATABASE_URL", db_engine.url.render_as_string(hide_password=False))
+    runner = CliRunner()
+    expanded = runner.invoke(app, ["terms", "MONDO:0005027", "--obo", "mondo.obo"])
+    assert expanded.exit_code == 0, expanded.output
+    assert "MONDO:0005027\tepilepsy" in expanded.output and "MONDO:0100062" in expanded.output
+    unknown = runner.invoke(app, ["terms", "MONDO:0005027"])
+    assert unknown.exit_code == 0 and "no loaded ontology" in unknown.output
+    release_cohort(db_engine)
+    listed = runner.invoke(app, ["terms"])
+    assert listed.exit_code == 0, listed.output
+    assert "HP:0001250\tSeizure\t[Human Phenotype Ontology; individual, biosample]" in listed.output
+    missing = runner.invoke(app, ["terms", "HP:0001250", "--obo", "nope.obo"])
+    assert missing.exit_code != 0 and "no such file" in missing.output
