@@ -20,6 +20,8 @@ from api_support import (
     set_security,
 )
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from genofed import db
@@ -255,3 +257,42 @@ def test_individuals_carrying_a_variant(node: Node) -> None:
     set_security(node.engine, node.dataset, "registered")
     counted = node.ask(OTHER, "/biosamples", requestParameters=common, requestedGranularity="count")
     assert counted.json()["responseSummary"]["numTotalResults"] == 12  # individuals carrying
+
+
+PARAMETER_VALUES: dict[str, Any] = {
+    "referenceName": st.sampled_from(
+        ["1", "chr1", "X", "MT", "refseq:NC_000001.11", "", "22", "?"]
+    ),
+    "start": st.one_of(st.integers(-2, 4000), st.lists(st.integers(-2, 4000), max_size=3)),
+    "end": st.one_of(st.integers(-2, 4000), st.lists(st.integers(-2, 4000), max_size=3)),
+    "referenceBases": st.sampled_from(["A", "AT", "N", "", "X", "acgt"]),
+    "alternateBases": st.sampled_from(["G", "N", "NN", "", "A", "<DEL>"]),
+    "variantType": st.sampled_from(["SNP", "DEL", "INS", "INDEL", "CNV", "x"]),
+    "assemblyId": st.sampled_from(["GRCh38", "hg19", "mm10", ""]),
+    "variantMinLength": st.integers(-1, 5),
+    "variantMaxLength": st.integers(-1, 5),
+    "geneId": st.sampled_from(["EPIGENE", "", "BRCA1"]),
+}
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    st.fixed_dictionaries({}, optional=PARAMETER_VALUES),
+    st.sampled_from(["/g_variants", "/individuals", "/biosamples", f"/g_variants/{COMMON}/runs"]),
+    st.sampled_from(["boolean", "count", "record"]),
+    st.lists(st.sampled_from(["NCIT:C16576", "age>P20Y", "DUO:0000007", "x"]), max_size=2),
+)
+def test_random_variant_queries_never_break_the_beacon(
+    node: Node, parameters: dict[str, Any], path: str, granularity: str, filters: list[str]
+) -> None:
+    for who in (READER, OTHER):
+        response = node.ask(
+            who,
+            path,
+            requestParameters=parameters,
+            requestedGranularity=granularity,
+            filters=filters,
+        )
+        assert response.status_code in (200, 400, 429), response.text
+        if response.status_code != 200:
+            assert response.json()["error"]["errorMessage"]

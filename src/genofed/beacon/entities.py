@@ -37,10 +37,10 @@ import hashlib
 import re
 import threading
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -64,6 +64,7 @@ SPECIMEN = {"id": "OBI:0001479", "label": "specimen from organism"}
 UNKNOWN_STATUS = {"id": "NCIT:C17998", "label": "Unknown"}
 LIBRARY_SOURCES = {"GENOMIC": {"id": "GENEPIO:0001966", "label": "genomic source"}}
 _CHUNK = 500  # ids per IN (...): well below SQLite's limit on bound parameters
+T = TypeVar("T")
 
 
 # -- the views ----------------------------------------------------------------------------------
@@ -140,6 +141,15 @@ class Catalogue:
     samples: Mapping[str, Sample]
     runs: Mapping[str, Run]
     analyses: Mapping[str, Analysis]
+    _memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def memo(self, key: Any, build: Callable[[], T]) -> T:
+        """``build()``, once per catalogue: what is derived from it (filter facts, say) lives as
+        long as it does, and a changed catalogue starts afresh."""
+        if key not in self._memo:
+            self._memo[key] = build()
+        found: T = self._memo[key]
+        return found
 
     def ids(self, entry: EntryType) -> Sequence[str]:
         return list(self._table(entry))
@@ -184,7 +194,9 @@ class Catalogue:
     def in_dataset(self, entry: EntryType, dataset: str) -> list[str]:
         """The records of ``entry`` a dataset holds, in id order: runs and analyses it lists, the
         samples and individuals these reach."""
-        held = self.datasets[dataset]
+        return self.memo(("in", entry, dataset), lambda: self._held(entry, self.datasets[dataset]))
+
+    def _held(self, entry: EntryType, held: Dataset) -> list[str]:
         if entry == "run":
             return sorted(held.runs)
         if entry == "analysis":
@@ -194,11 +206,6 @@ class Catalogue:
         if entry == "individual":
             return sorted({self.samples[s].individual for s in held.samples})
         raise ValueError(f"a dataset does not hold {entry} records")
-
-    def individual_samples(self, samples: frozenset[str]) -> frozenset[str]:
-        """Every sample of the individuals of ``samples``: an individual matches as a whole."""
-        people = {self.samples[s].individual for s in samples if s in self.samples}
-        return frozenset(s for person in people for s in self.individuals[person].samples)
 
 
 # -- reading the catalogue ------------------------------------------------------------------------

@@ -26,6 +26,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from pydantic_core import PydanticCustomError
@@ -111,6 +112,11 @@ class Selection:
 
 
 def facts(catalogue: Catalogue, scope: EntryType, record: str) -> Facts:
+    """What filters see of a record, worked out once per catalogue."""
+    return catalogue.memo(("facts", scope, record), lambda: _facts(catalogue, scope, record))
+
+
+def _facts(catalogue: Catalogue, scope: EntryType, record: str) -> Facts:
     if scope == "biosample":
         return _sample_facts(catalogue, (record,))
     if scope == "individual":
@@ -237,6 +243,10 @@ def _scope(item: Filter, entry: EntryType, catalogue: Catalogue) -> EntryType:
 
 def _prefixes(catalogue: Catalogue, scope: EntryType) -> frozenset[str]:
     """The CURIE prefixes that records of ``scope`` carry."""
+    return catalogue.memo(("prefixes", scope), lambda: _carried_prefixes(catalogue, scope))
+
+
+def _carried_prefixes(catalogue: Catalogue, scope: EntryType) -> frozenset[str]:
     if scope in ("individual", "biosample"):
         return frozenset(
             term.partition(":")[0]
@@ -366,6 +376,7 @@ _DURATION = re.compile(
 _DAYS = {"Y": 365.25, "M": 30.4375, "W": 7.0, "D": 1.0, "h": 1 / 24, "m": 1 / 1440, "s": 1 / 86400}
 
 
+@lru_cache(maxsize=8192)  # the same few ages, over and over
 def duration_days(text: str) -> float | None:
     """An ISO 8601 duration as days (a year is 365.25, a month a twelfth of it): P1Y > P11M,
     P18M = P1Y6M. None when ``text`` is not a duration."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from genofed.errors import GenofedError
@@ -565,8 +565,3 @@ def _refuse_unknown(unknown: set[str], what: str, known: Iterable[str]) -> None:
         raise InvalidRequest(
             sorted(unknown)[0][:40], f"unknown {what} {names}: use {', '.join(known)}"
         )
-
-
-def with_defaults(request: BeaconRequest, **changes: Any) -> BeaconRequest:
-    """The same request with some fields changed (e.g. the id of an ``{id}`` route)."""
-    return replace(request, **changes)

@@ -55,7 +55,7 @@ from genofed.beacon.framework import ENTRY_TYPES, EntryTypeSpec, beacon_id
 from genofed.beacon.ontology import Ontologies
 from genofed.beacon.requests import API_VERSION, BeaconRequest, Granularity, InvalidRequest
 from genofed.config import Settings
-from genofed.db import ArchiveFile, BeaconDataset, BeaconSource
+from genofed.db import ArchiveFile, BeaconSource
 from genofed.errors import GenofedError
 
 T = TypeVar("T")
@@ -248,7 +248,6 @@ def handover(kind: tuple[str, str], url: str, note: str) -> dict[str, Any]:
 
 FILES = ("CUSTOM:genofed-dataset-files", "dataset files (genofed download)")
 ACCESS = ("CUSTOM:genofed-access-request", "request access to a dataset")
-DEFAULT_MIN_COUNT = 5  # the guard's default when a dataset has no beacon_datasets row
 
 
 @dataclass(frozen=True)
@@ -463,10 +462,8 @@ def terms(
 
 
 def min_counts(session: Session, found: Catalogue) -> dict[str, int]:
-    """Each dataset's minimum count: the guard's setting, or its default."""
-    rows = session.execute(select(BeaconDataset.dataset_accession, BeaconDataset.min_count))
-    set_here = {str(accession): int(count) for accession, count in rows}
-    return {dataset: set_here.get(dataset, DEFAULT_MIN_COUNT) for dataset in found.datasets}
+    """Each dataset's minimum count, as the guard applies it."""
+    return {d: guard.guard_settings(session, d).min_count for d in found.datasets}
 
 
 # -- variants -----------------------------------------------------------------------------------
