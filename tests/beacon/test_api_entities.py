@@ -75,31 +75,29 @@ def granularity(body: dict[str, Any]) -> str:
 # -- who gets what ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("level", "who", "given"),
-    [
-        ("public", None, "count"),
-        ("public", OTHER, "count"),
-        ("registered", OTHER, "count"),
-        ("controlled", OTHER, "boolean"),
-        ("controlled", READER, "record"),
-    ],
-)
-def test_granularity_follows_the_security_level_and_the_visas(
-    node: Node, level: str, who: str | None, given: str
-) -> None:
-    set_security(node.engine, node.dataset, level)
-    body = node.get("/individuals", who, requestedGranularity="record")
-    assert granularity(body) == given
-    assert body["responseSummary"]["exists"] is True
-    if given != "boolean":
-        assert body["responseSummary"]["numTotalResults"] == SAMPLES
-    if given == "record":
-        (result_set,) = body["response"]["resultSets"]
-        assert result_set["resultsCount"] == SAMPLES and len(result_set["results"]) == 10
-    else:
-        (dataset,) = body["info"]["datasets"]
-        assert dataset["id"] == node.dataset and "note" in dataset  # why less than asked
+GIVEN = [  # (security level, caller, granularity given for "record")
+    ("public", None, "count"),
+    ("public", OTHER, "count"),
+    ("registered", OTHER, "count"),
+    ("controlled", OTHER, "boolean"),
+    ("controlled", READER, "record"),
+]
+
+
+def test_granularity_follows_the_security_level_and_the_visas(node: Node) -> None:
+    for level, who, expected in GIVEN:
+        set_security(node.engine, node.dataset, level)
+        body = node.get("/individuals", who, requestedGranularity="record")
+        assert granularity(body) == expected, (level, who)
+        assert body["responseSummary"]["exists"] is True
+        if expected != "boolean":
+            assert body["responseSummary"]["numTotalResults"] == SAMPLES
+        if expected == "record":
+            (result_set,) = body["response"]["resultSets"]
+            assert result_set["resultsCount"] == SAMPLES and len(result_set["results"]) == 10
+        else:
+            (dataset,) = body["info"]["datasets"]
+            assert dataset["id"] == node.dataset and "note" in dataset  # why less than asked
 
 
 def test_a_login_is_needed_beyond_public_data(node: Node) -> None:
@@ -273,34 +271,26 @@ def test_readers_get_the_files_others_the_way_to_apply(node: Node) -> None:
 # -- errors -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "sent", "status", "words"),
-    [
-        ("GET", "/individuals", {"limt": "5"}, 400, "limt"),
-        ("GET", "/individuals", {"requestedGranularity": "all"}, 400, "requestedGranularity"),
-        ("POST", "/individuals", b"{not json", 400, "not JSON"),
-        (
-            "POST",
-            "/runs",
-            {"query": {"filters": [{"id": "age", "operator": "~"}]}},
-            400,
-            "operator",
-        ),
-    ],
-)
-def test_bad_requests_are_beacon_errors(
-    node: Node, method: str, path: str, sent: Any, status: int, words: str
-) -> None:
-    if method == "GET":
-        response = node.client.get(f"/beacon{path}", params=sent)
-    elif isinstance(sent, bytes):
-        response = node.client.post(f"/beacon{path}", content=sent)
-    else:
-        response = node.client.post(f"/beacon{path}", json=sent)
-    assert response.status_code == status
-    error = response.json()["error"]
-    assert error["errorCode"] == status and words in error["errorMessage"]
-    assert response.json()["meta"]["beaconId"] == "org.genofed.be.beacon"
+BAD = [  # (method, path, what is sent, words of the message)
+    ("GET", "/individuals", {"limt": "5"}, "limt"),
+    ("GET", "/individuals", {"requestedGranularity": "all"}, "requestedGranularity"),
+    ("POST", "/individuals", b"{not json", "not JSON"),
+    ("POST", "/runs", {"query": {"filters": [{"id": "age", "operator": "~"}]}}, "operator"),
+]
+
+
+def test_bad_requests_are_beacon_errors(node: Node) -> None:
+    for method, path, sent, words in BAD:
+        if method == "GET":
+            response = node.client.get(f"/beacon{path}", params=sent)
+        elif isinstance(sent, bytes):
+            response = node.client.post(f"/beacon{path}", content=sent)
+        else:
+            response = node.client.post(f"/beacon{path}", json=sent)
+        assert response.status_code == 400, (path, sent)
+        error = response.json()["error"]
+        assert error["errorCode"] == 400 and words in error["errorMessage"]
+        assert response.json()["meta"]["beaconId"] == "org.genofed.be.beacon"
 
 
 def test_a_bad_token_is_refused_not_taken_for_anonymous(node: Node) -> None:

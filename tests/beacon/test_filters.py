@@ -212,25 +212,25 @@ def test_dataset_filters_select_datasets(cohort_catalogue: Catalogue, ontologies
     assert on_datasets.datasets == frozenset({dataset})
 
 
-@pytest.mark.parametrize(
-    ("raw", "entry", "message"),
-    [
-        ("height>P1Y", "individual", "not a field"),
-        ("sex>female", "individual", "compares with = and !"),
-        ("sex=woman", "individual", "not a sex"),
-        ("age>=70", "individual", "not an age"),
-        ("european", "individual", "not a custom term"),
-        ({"id": "HP:0001250", "scope": "people"}, "individual", "not an entry type"),
-        ("HP:0001250", "dataset", "dataset filters only"),
-        ("sex=female", "cohort", "dataset filters only"),
-        ({"id": "HP:0001250", "scope": "g_variants"}, "individual", "request parameters"),
-    ],
-)
+REFUSED: list[tuple[Any, Any, str]] = [
+    ("height>P1Y", "individual", "not a field"),
+    ("sex>female", "individual", "compares with = and !"),
+    ("sex=woman", "individual", "not a sex"),
+    ("age>=70", "individual", "not an age"),
+    ("european", "individual", "not a custom term"),
+    ({"id": "HP:0001250", "scope": "people"}, "individual", "not an entry type"),
+    ("HP:0001250", "dataset", "dataset filters only"),
+    ("sex=female", "cohort", "dataset filters only"),
+    ({"id": "HP:0001250", "scope": "g_variants"}, "individual", "request parameters"),
+]
+
+
 def test_filters_the_beacon_cannot_apply_are_refused(
-    cohort_catalogue: Catalogue, ontologies: Any, raw: Any, entry: Any, message: str
+    cohort_catalogue: Catalogue, ontologies: Any
 ) -> None:
-    with pytest.raises(InvalidRequest, match=message):
-        select_records([parse_filter(raw)], entry, cohort_catalogue, ontologies)
+    for raw, entry, message in REFUSED:  # one database for all: each case is pure
+        with pytest.raises(InvalidRequest, match=message):
+            select_records([parse_filter(raw)], entry, cohort_catalogue, ontologies)
 
 
 # -- filtering terms ----------------------------------------------------------------------------
