@@ -24,6 +24,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
@@ -120,7 +121,8 @@ async def _read(request: Request, settings: Settings) -> BeaconRequest:
 
 async def _context(request: Request, settings: Settings, asked: BeaconRequest) -> responses.Context:
     """Who asks: anonymous without a token; otherwise their subject and readable datasets."""
-    ontologies = load_ontologies(beacon_settings(settings).obo_files)
+    files = beacon_settings(settings).obo_files
+    ontologies = await anyio.to_thread.run_sync(load_ontologies, files)  # the first load reads
     if not request.headers.get("authorization"):
         return responses.Context(settings, ontologies, asked, guard.Caller.anonymous())
     identity = await bearer_identity(request)
@@ -153,41 +155,48 @@ def _entries(entry: str) -> Callable[[Request], Awaitable[JSONResponse]]:
     return endpoint
 
 
-def _entry(entry: str) -> Callable[[Request, str], Awaitable[JSONResponse]]:
-    async def endpoint(request: Request, id: str) -> JSONResponse:
-        wanted = BY_PATH[entry].id
-        lookup = responses.Lookup(wanted, id)
-        return await _respond(request, lambda s, c: responses.answer(s, c, wanted, lookup))
-
-    endpoint.__doc__ = f"One of the {BY_PATH[entry].name.lower()}, by id."
-    return endpoint
-
-
 def _related(source: str, target: str) -> Callable[[Request, str], Awaitable[JSONResponse]]:
+    """``/<source>/{id}/<target>``; ``/<source>/{id}`` is the record itself (target = source)."""
+
     async def endpoint(request: Request, id: str) -> JSONResponse:
         wanted = BY_PATH[target].id
         lookup = responses.Lookup(BY_PATH[source].id, id)
         return await _respond(request, lambda s, c: responses.answer(s, c, wanted, lookup))
 
-    endpoint.__doc__ = f"The {target} of one of the {source}."
+    endpoint.__doc__ = (
+        f"One of the {source}, by id."
+        if source == target
+        else f"The {target} of one of the {source}."
+    )
     return endpoint
 
 
-def _terms(entry: str | None) -> Callable[..., Awaitable[JSONResponse]]:
-    async def endpoint(request: Request, id: str | None = None) -> JSONResponse:
-        scope = ENTRY_TYPES[BY_PATH[entry].id] if entry else None
-        return await _respond(request, lambda s, c: responses.terms(s, c, scope, id), write=False)
+def _terms(entry: str | None) -> Callable[[Request], Awaitable[JSONResponse]]:
+    scope = ENTRY_TYPES[BY_PATH[entry].id] if entry else None
+
+    async def endpoint(request: Request) -> JSONResponse:
+        return await _respond(request, lambda s, c: responses.terms(s, c, scope, None), write=False)
 
     endpoint.__doc__ = "The filters this beacon understands, and their ontologies."
     return endpoint
 
 
+def _terms_of(entry: str) -> Callable[[Request, str], Awaitable[JSONResponse]]:
+    scope = ENTRY_TYPES[BY_PATH[entry].id]
+
+    async def endpoint(request: Request, id: str) -> JSONResponse:
+        return await _respond(request, lambda s, c: responses.terms(s, c, scope, id), write=False)
+
+    endpoint.__doc__ = f"The filters of one of the {entry}: its individuals' terms."
+    return endpoint
+
+
 router.add_api_route("/filtering_terms", _terms(None), methods=BOTH)
 router.add_api_route("/individuals/filtering_terms", _terms("individuals"), methods=BOTH)
-router.add_api_route("/datasets/{id}/filtering_terms", _terms("datasets"), methods=BOTH)
-router.add_api_route("/cohorts/{id}/filtering_terms", _terms("cohorts"), methods=BOTH)
+router.add_api_route("/datasets/{id}/filtering_terms", _terms_of("datasets"), methods=BOTH)
+router.add_api_route("/cohorts/{id}/filtering_terms", _terms_of("cohorts"), methods=BOTH)
 for _path in BY_PATH:
     router.add_api_route(f"/{_path}", _entries(_path), methods=BOTH)
-    router.add_api_route(f"/{_path}/{{id}}", _entry(_path), methods=BOTH)
+    router.add_api_route(f"/{_path}/{{id}}", _related(_path, _path), methods=BOTH)
     for _target in LOOKUPS.get(_path, ()):
         router.add_api_route(f"/{_path}/{{id}}/{_target}", _related(_path, _target), methods=BOTH)
