@@ -337,3 +337,12 @@ def test_bcf_made_by_pysam_reads_like_its_vcf(tmp_path: Path) -> None:
     bcf = write_vcf(tmp_path / "t.bcf", text, "bcf")
     assert pysam.VariantFile(str(bcf)).header.version  # a real BCF
     assert parse(bcf.read_bytes()) == parse(text.encode()) == expected_counts(records)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sets(st.integers(0, 65535), max_size=5000))
+def test_carrier_bitmaps_serialize_as_pyroaring_does(numbers: set[int]) -> None:
+    ordered = np.array(sorted(numbers), dtype="<u2")
+    written = vcf._serialized(ordered)
+    assert BitMap.deserialize(written) == BitMap(numbers)
+    assert written == BitMap(numbers).serialize()
