@@ -325,6 +325,18 @@ def test_costs_fall_as_alleles_get_common(db_engine: Engine) -> None:
         yes_cost_bits(4, 5)
 
 
+def test_a_rare_allele_counted_with_a_common_one_costs_what_it_would_alone(
+    db_engine: Engine,
+) -> None:
+    _set(db_engine, level="registered")
+    region = ask(db_engine, ALICE, [COMMON, allele([1, 3, 5, 7, 9])], "count")
+    assert region.count == 205  # the odd carriers add to the common allele's even ones
+    expected = yes_cost_bits(5, 5) + count_cost_bits(205)
+    assert spent(db_engine, ALICE) == pytest.approx(expected)
+    ask(db_engine, BOB, [COMMON, allele([1, 3, 5, 7, 9])], "boolean")
+    assert spent(db_engine, BOB) == 0.0  # the common allele alone explains a yes
+
+
 def test_a_count_costs_more_than_a_yes(db_engine: Engine) -> None:
     _set(db_engine, level="registered")
     ask(db_engine, ALICE, [FIVE], "count")

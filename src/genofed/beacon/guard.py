@@ -67,21 +67,24 @@ and with threshold k:
 
 - a disclosed ``yes`` (boolean): ``b(c) = log2 E[P(X >= k-1) / P(X >= k)]``, with ``c`` the
   most common disclosed allele of the answer (it alone would explain the yes). For k = 5:
-  0.96 bits at c = 5, 0.30 at 8, 0.015 at 15, under a millionth of a bit (free) from 33 on;
-- a disclosed count ``U`` adds ``log2 E[U / λ] = log2(U / (U - 2))`` (0.74 bits at 5, 0.03 at
-  100): an exact count says a little about each carrier, which adds up over many questions
-  (Homer et al. 2008);
+  0.96 bits at c = 5, 0.30 at 8, 0.015 at 15, under a millionth of a bit (free) from 34 on;
+- a disclosed count costs ``b(c)`` for *each* disclosed allele (each one moves the count: a
+  rare allele asked together with a common one would otherwise be disclosed at the common
+  one's price) plus, for the count ``U`` itself, ``log2 E[U / λ] = log2(U / (U - 2))`` (0.74
+  bits at 5, 0.03 at 100, 0.003 at 1,000): an exact count says a little about each carrier,
+  which adds up over many questions (Homer et al. 2008);
 - an answer that discloses nothing (``no``, or a count below the threshold) costs ``b(k)``, as
   much as the most revealing ``yes``: otherwise the budget would run down faster for members
   than for non-members, and the moment it ran out would tell which one a person is;
 - ``record`` answers are only given without a budget (visa or guard off).
 
-So questions about common variants cost nothing, and each question about a rare or absent
-allele about one bit: with the default budget of 3 bits a user without access asks any number
-of questions about common variants and three about rare ones; a fourth is answered and spends
-the budget, after which the user is asked to apply for access. Why 3 bits: a budget of B bits
+So yes/no questions about common variants cost nothing (exact counts of them a few hundredths
+of a bit), and each question about a rare or absent allele about one bit: with the default
+budget of 3 bits a user without access asks any number of yes/no questions about common
+variants and three about rare ones; a fourth is answered and spends the budget, after which the
+user is asked to apply for access. Why 3 bits: a budget of B bits
 lets the evidence about one person reach odds of about 2**B to 1 -- 40 bits would be 10**12 to
-1, certainty -- and 3 is the most that kept the attack below 20 % in the measurement while an
+1, certainty -- and 3 is the most of those measured that kept the attack below 20 % while an
 ordinary session (a hundred common variants and three rare ones, in any order) is answered in
 full. Measured on 1,000 generated genomes, the published attack finds 4 % of the members
 against the default guard (chance: 5 %), and a variant that knows the threshold and asks the
@@ -438,7 +441,7 @@ class _Shown:
     count: int | None
     exact: bool
     alleles: list[Allele]
-    most_carriers: int = 0  # individuals carrying the most common disclosed allele
+    carriers: tuple[int, ...] = ()  # individuals carrying each disclosed allele
     individuals: int = 0  # individuals carrying any disclosed allele
 
     def answer(self, dataset: str, note: str | None) -> DatasetAnswer:
@@ -483,7 +486,7 @@ def _guarded_variants(alleles: Sequence[Allele], given: Granularity, k: int) -> 
         count=None if given == "boolean" else individuals,
         exact=True,
         alleles=[],
-        most_carriers=max(_carriers(allele) for allele in disclosed),
+        carriers=tuple(_carriers(allele) for allele in disclosed),
         individuals=individuals,
     )
 
@@ -509,10 +512,12 @@ def _variant_cost(shown: _Shown, given: Granularity, k: int) -> float:
     """The bits an answer costs (module docstring, "What an answer costs")."""
     if not shown.exists:
         return yes_cost_bits(k, k)
-    cost = yes_cost_bits(shown.most_carriers, k)
-    if given == "count":
-        cost += count_cost_bits(shown.individuals)
-    return cost
+    if given == "boolean":
+        return yes_cost_bits(max(shown.carriers), k)
+    # Each disclosed allele moves the count: asked with a common one, a rare one would
+    # otherwise be disclosed for the price of the common one.
+    cost = sum(yes_cost_bits(carriers, k) for carriers in shown.carriers)
+    return cost + count_cost_bits(shown.individuals)
 
 
 @functools.lru_cache(maxsize=4096)
