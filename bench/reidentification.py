@@ -49,6 +49,7 @@ from genofed.beacon.guard import (
     DEFAULT_MIN_COUNT,
     BudgetExhausted,
     Caller,
+    Granularity,
     answer_variants,
     configure,
     query_digest,
@@ -254,7 +255,9 @@ class Beacon:
             digest = self.digests[snp] = query_digest(parameters, [])
         return digest
 
-    def ask(self, caller: Caller, snps: Sequence[int]) -> list[int]:
+    def ask(
+        self, caller: Caller, snps: Sequence[int], granularity: Granularity = "boolean"
+    ) -> list[int]:
         """Ask about ``snps`` in order, in one transaction, until the budget refuses."""
         replies: list[int] = []
         with db.session_scope(db.for_writing(self.engine)) as session:
@@ -266,7 +269,7 @@ class Beacon:
                         caller,
                         self.dataset,
                         [] if allele is None else [allele],
-                        "boolean",
+                        granularity,
                         self.question(snp),
                     )
                 except BudgetExhausted:
@@ -328,14 +331,24 @@ class Usage:
     rare: int
 
 
-def ordinary_user(beacon: Beacon, common: int, rare: int, seed: int) -> Usage:
-    """A researcher asks about ``common`` variants (AF > 5 %) and ``rare`` ones (AF < 0.5 %)."""
+def ordinary_user(
+    beacon: Beacon,
+    common: int,
+    rare: int,
+    seed: int,
+    granularity: Granularity = "boolean",
+    subject: str = "researcher@example.org",
+    rare_first: bool = True,
+) -> Usage:
+    """A researcher asks about ``common`` variants (AF > 5 %) and ``rare`` ones (AF < 0.5 %);
+    rare ones first is the order that leaves the least for the others."""
     rng = np.random.default_rng(seed)
     frequencies = beacon.cohort.frequencies
     common_snps = rng.choice(np.flatnonzero(frequencies > 0.05), common, replace=False)
     rare_snps = rng.choice(np.flatnonzero(frequencies < 0.005), rare, replace=False)
-    snps = [int(s) for s in rare_snps] + [int(s) for s in common_snps]
-    replies = beacon.ask(Caller("researcher@example.org"), snps)
+    rare_list, common_list = [int(s) for s in rare_snps], [int(s) for s in common_snps]
+    snps = rare_list + common_list if rare_first else common_list + rare_list
+    replies = beacon.ask(Caller(subject), snps, granularity)
     return Usage(len(snps), len(replies), common, rare)
 
 
@@ -395,6 +408,15 @@ def _report_on(cohort: Cohort, options: argparse.Namespace, folder: Path, budget
     print(
         f"guard on, budget {budget:g} bits: an ordinary user asking {use.common} common and "
         f"{use.rare} rare variants got {use.answered} of {use.asked} answers"
+    )
+    with db.session_scope(db.for_writing(beacon.engine)) as session:
+        configure(session, beacon.dataset, level="registered", actor="bench")
+    counted = ordinary_user(beacon, 100, 3, options.seed, "count", "counting@example.org")
+    last = ordinary_user(beacon, 100, 3, options.seed, "count", "patient@example.org", False)
+    print(
+        f"guard on, budget {budget:g} bits, registered data asked for counts: the same "
+        f"questions got {counted.answered} of {counted.asked} answers, {last.answered} when the "
+        "rare ones come last"
     )
     beacon.engine.dispose()
 
