@@ -88,6 +88,31 @@ class TokenSettings(BaseModel):
     trusted_issuers: list[TrustedIssuer] = []
 
 
+class FederationSettings(BaseModel):
+    """How this process takes part in the federation (see :mod:`genofed.federation`).
+
+    On a node: the hub it joins (empty: none) and how often it heartbeats and publishes its
+    catalogue. On both sides: the Ed25519 key that signs its calls, and how old a signed call
+    may be before it is refused as a possible replay.
+    """
+
+    hub_url: str = ""  # a node's hub; empty: the node stays on its own
+    hub_key: str = ""  # the hub's signing key (base64url), pinned ahead; empty: learnt at join
+    sync_seconds: float = 30.0  # heartbeat and catalogue publication interval
+    timeout_seconds: float = 10.0  # per call to the hub
+    signing_key: Path = Path("keys/node-signing.pem")  # the hub's directory names its own
+    clock_skew_seconds: int = 300  # a signed call's `created` may differ this much from now
+    min_count: int = 5  # published sex and phenotype counts below this are given as null
+
+
+class HubSettings(BaseModel):
+    """The federation hub's own knobs (``genofed hub init`` writes this section)."""
+
+    name: str = ""  # empty: this directory is not a hub
+    late_after_seconds: float = 90.0  # a node without heartbeat this long is `late`
+    down_after_seconds: float = 300.0  # ... and this long, `down`
+
+
 class Settings(BaseSettings):
     """Configuration of one genofed process (a node, the hub, a worker or the CLI)."""
 
@@ -117,6 +142,8 @@ class Settings(BaseSettings):
     embedded_workers: bool = True  # `genofed node serve` also runs the pipeline stages
     http: HttpSettings = HttpSettings()
     tokens: TokenSettings = TokenSettings()
+    federation: FederationSettings = FederationSettings()
+    hub: HubSettings = HubSettings()
 
     @model_validator(mode="after")
     def _resolve_paths(self) -> Settings:
@@ -126,6 +153,7 @@ class Settings(BaseSettings):
         self.crypt4gh.secret_key = self._under_home(self.crypt4gh.secret_key)
         self.crypt4gh.public_key = self._under_home(self.crypt4gh.public_key)
         self.tokens.signing_key = self._under_home(self.tokens.signing_key)
+        self.federation.signing_key = self._under_home(self.federation.signing_key)
         for trusted in self.tokens.trusted_issuers:
             if trusted.jwks_file is not None:
                 trusted.jwks_file = self._under_home(trusted.jwks_file)

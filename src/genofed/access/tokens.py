@@ -70,12 +70,17 @@ class Identity:
 
 
 def ensure_signing_key(settings: Settings) -> Path:
-    """Create the node's signing key unless it exists; returns its path.
+    """Create the node's token signing key unless it exists; returns its path."""
+    return ensure_ed25519_key(settings.tokens.signing_key)
+
+
+def ensure_ed25519_key(path: Path) -> Path:
+    """Create an Ed25519 private key file (PEM, owner only) at ``path`` unless one exists.
 
     The key is written to a private temporary file and hard-linked into place, so two processes
     starting at once on a new node agree on one key and no reader sees a half-written file.
+    Shared by every key the node signs with (tokens, federation requests).
     """
-    path = settings.tokens.signing_key
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

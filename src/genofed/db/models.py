@@ -585,3 +585,100 @@ class BeaconAnswered(Base):
     query_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     cost_bits: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- federation: a node's link to its hub, the hub's registry and catalogue ---------------------
+
+
+class FederationLink(Base):
+    """A node's membership of a hub: the hub's key, pinned at join, and where the node stands
+    there. One row per hub URL, so pointing the node at another hub starts afresh."""
+
+    __tablename__ = "federation_links"
+
+    hub_url: Mapped[str] = mapped_column(String(512), primary_key=True)
+    hub_id: Mapped[str] = mapped_column(String(255))
+    hub_key: Mapped[str] = mapped_column(String(64))  # raw Ed25519 public key, base64url
+    status: Mapped[str] = mapped_column(String(16))  # the node's status at the hub
+    joined_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_contact_at: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class FederationPublication(Base):
+    """What a node last published to a hub for one dataset: the digest of its public summary.
+
+    A dataset whose summary digest or status differs from its row is published again, so a
+    restarted node, or a hub that was down, catches up without anyone's help.
+    """
+
+    __tablename__ = "federation_publications"
+
+    hub_url: Mapped[str] = mapped_column(
+        ForeignKey("federation_links.hub_url", ondelete="CASCADE"), primary_key=True
+    )
+    dataset_accession: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))  # released / deprecated
+    digest: Mapped[str] = mapped_column(String(64))
+    published_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FederationNonce(Base):
+    """A signed call's nonce, kept until its signature is too old to be accepted anyway: a
+    second call with the same nonce is a replay."""
+
+    __tablename__ = "federation_nonces"
+
+    keyid: Mapped[str] = mapped_column(String(255), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(128), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class HubNodeStatus(enum.StrEnum):
+    PENDING = "pending"  # joined; waits for an operator's `genofed hub approve`
+    APPROVED = "approved"  # a member: its catalogue is searchable, its keys published
+
+
+class HubNode(Base):
+    """A node registered at the hub (its GA4GH service-info, URL and public keys)."""
+
+    __tablename__ = "hub_nodes"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)  # its service-info id
+    name: Mapped[str] = mapped_column(String(255))
+    country: Mapped[str] = mapped_column(String(2))
+    url: Mapped[str] = mapped_column(String(1024))
+    status: Mapped[HubNodeStatus] = mapped_column(
+        _string_enum(HubNodeStatus, "hub_node_status"), default=HubNodeStatus.PENDING
+    )
+    signing_key: Mapped[str] = mapped_column(String(64))  # request signing, raw base64url
+    issuer: Mapped[str] = mapped_column(String(1024))  # the `iss` of its tokens and visas
+    jwks: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # its visa-issuing keys
+    crypt4gh_key: Mapped[str] = mapped_column(Text)
+    service_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    joined_at: Mapped[datetime] = mapped_column(default=utcnow)
+    approved_at: Mapped[datetime | None] = mapped_column()
+    approved_by: Mapped[str | None] = mapped_column(String(255))
+    last_heartbeat_at: Mapped[datetime | None] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class HubDataset(Base):
+    """A node's dataset in the hub's catalogue: the public summary it published.
+
+    ``seq`` grows with every change, so a search index catches up by reading what is newer.
+    Deprecated datasets keep their row (their page says so) but leave search.
+    """
+
+    __tablename__ = "hub_datasets"
+    __table_args__ = (UniqueConstraint("node_id", "accession"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    node_id: Mapped[str] = mapped_column(ForeignKey("hub_nodes.id", ondelete="CASCADE"))
+    accession: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # released / deprecated
+    digest: Mapped[str] = mapped_column(String(64))
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    seq: Mapped[int] = mapped_column(BigInteger, index=True)
+    published_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -15,7 +15,7 @@ from pathlib import Path
 import tomli_w
 
 from genofed import crypt4gh, db
-from genofed.access.tokens import ensure_signing_key
+from genofed.access.tokens import ensure_ed25519_key, ensure_signing_key
 from genofed.config import CONFIG_FILE_NAME, Settings, load_settings
 from genofed.errors import GenofedError
 
@@ -41,7 +41,7 @@ def init_node(
     folder: Path, *, name: str, country: str, passphrase: str | None = None
 ) -> NodeDirectory:
     """Create a ready node in ``folder``: configuration, Crypt4GH key pair, token signing key,
-    database and storage folders.
+    federation request-signing key, database and storage folders.
 
     Without a ``passphrase`` a strong random one is generated and kept in a file readable by the
     owner only, so that an unattended node can start; operators can move it to a secret store
@@ -73,6 +73,7 @@ def init_node(
         comment=f"genofed node {name} ({country})",
     )
     ensure_signing_key(settings)
+    ensure_ed25519_key(settings.federation.signing_key)
     for store in (settings.inbox, settings.archive, settings.backup):
         store.path.mkdir(parents=True, exist_ok=True)
     db.upgrade(settings.database_url)
