@@ -39,6 +39,7 @@ from genofed.dataout.api import router as data_routes
 from genofed.dataout.htsget import router as htsget_routes
 from genofed.db import UploadSession
 from genofed.errors import GenofedError
+from genofed.federation import node_sync
 from genofed.metadata.api import router as metadata_routes
 from genofed.node.directory import NodeDirectoryError, node_key_passphrase, node_secret_key
 from genofed.storage import ObjectStore, open_store
@@ -151,6 +152,7 @@ def create_app(
     app.include_router(dac_routes)
     app.include_router(data_routes)
     app.include_router(htsget_routes)
+    app.include_router(node_sync.router)
     app.add_exception_handler(GenofedError, _genofed_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     return app
@@ -171,6 +173,9 @@ async def _lifespan(
         worker = _start_workers(app, settings)
         if worker is not None:
             stack.push_async_callback(worker.stop)
+        federation = node_sync.start_federation(app, settings)  # None without a hub
+        if federation is not None:
+            stack.push_async_callback(federation.stop)
         yield
 
 

@@ -1,0 +1,464 @@
+"""A node's side of the federation: join the hub, heartbeat, publish the catalogue, hear the hub.
+
+When ``federation.hub_url`` is set, the node's lifespan runs :class:`SyncLoop`: every
+``federation.sync_seconds`` (and at once when the hub notifies it) one :func:`sync_once` joins
+the hub if the node has no link to it yet, sends a heartbeat, and, once the node is approved,
+publishes the summary of every released or deprecated dataset whose digest or status differs
+from what it last published there (``federation_publications``). Everything is decided from
+the database, so a node that was stopped, or a hub that was down, catches up by itself:
+
+- the node restarted: its next heartbeat marks it up again; nothing else is needed;
+- the hub forgot the node (its registry was reset, or an operator removed it): the hub refuses
+  the heartbeat with ``unknown_key`` and the node joins again (pending approval if removed);
+- the hub lost or rolled back catalogue rows: its heartbeat reply carries a digest of what it
+  holds for the node; when that is not the node's own, the node publishes everything again.
+
+All calls are signed with the node's request-signing key (``federation.signing_key``) under its
+service-info id; the hub's key is pinned at join (or ahead, in ``federation.hub_key``), and
+``POST /federation/notify`` accepts only calls signed with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Literal
+
+import anyio
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import Engine, delete, select
+
+from genofed import __version__, db
+from genofed.access import audit
+from genofed.access.tokens import jwks
+from genofed.config import Settings
+from genofed.db.models import FederationLink, FederationPublication, utcnow
+from genofed.errors import GenofedError
+from genofed.federation.catalogue import MAX_PUBLICATION, Published, combined_digest
+from genofed.federation.guard import REFUSAL_HEADER, DatabaseNonces, verify_call
+from genofed.federation.signing import (
+    SignedAuth,
+    load_private_key,
+    public_key_from_text,
+    public_key_text,
+)
+from genofed.federation.summary import build_summary, published_datasets
+
+log = logging.getLogger(__name__)
+
+
+class FederationError(GenofedError):
+    """The hub cannot be reached, or refused what the node sent."""
+
+
+# -- the node's identity ----------------------------------------------------------------------
+
+
+def node_id(settings: Settings) -> str:
+    """The node's id in the federation: its service-info id, and the key id of its calls."""
+    return f"org.genofed.node.{settings.country.lower()}"
+
+
+def node_service_info(settings: Settings) -> dict[str, Any]:
+    """The node's GA4GH service-info, as its ``/service-info`` route gives it."""
+    return {
+        "id": node_id(settings),
+        "name": settings.node_name,
+        "type": {"group": "org.ga4gh", "artifact": "genofed-node", "version": __version__},
+        "description": "A genofed national node: Crypt4GH archive of sensitive genomic data.",
+        "organization": {"name": settings.node_name, "url": settings.http.public_url},
+        "version": __version__,
+        "country": settings.country,
+    }
+
+
+def join_request(settings: Settings) -> dict[str, Any]:
+    """What the node tells the hub when it joins: who it is, where, and its public keys."""
+    key = load_private_key(settings.federation.signing_key)
+    return {
+        "id": node_id(settings),
+        "name": settings.node_name,
+        "country": settings.country,
+        "url": settings.http.public_url.rstrip("/"),
+        "service_info": node_service_info(settings),
+        "signing_key": public_key_text(key),
+        "issuer": settings.tokens.issuer,
+        "jwks": jwks(settings),
+        "crypt4gh_public_key": settings.crypt4gh.public_key.read_text(),
+    }
+
+
+def hub_url(settings: Settings) -> str:
+    return settings.federation.hub_url.strip().rstrip("/")
+
+
+# -- talking to the hub ------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def hub_client(settings: Settings) -> Iterator[httpx.Client]:
+    """An HTTP client on the hub whose every request is signed by this node."""
+    auth = SignedAuth(load_private_key(settings.federation.signing_key), node_id(settings))
+    with httpx.Client(
+        base_url=hub_url(settings), auth=auth, timeout=settings.federation.timeout_seconds
+    ) as client:
+        yield client
+
+
+def _post(client: httpx.Client, path: str, payload: dict[str, Any]) -> httpx.Response:
+    try:
+        return client.post(path, json=payload)
+    except httpx.HTTPError as error:
+        raise FederationError(
+            f"the hub at {client.base_url} cannot be reached ({type(error).__name__}): the node "
+            "retries at its next sync"
+        ) from None
+
+
+def _refused(response: httpx.Response, doing: str) -> FederationError:
+    try:
+        detail = str(response.json().get("detail"))
+    except ValueError:
+        detail = response.text[:200]
+    return FederationError(f"the hub refused {doing} ({response.status_code}): {detail}")
+
+
+def join(settings: Settings, engine: Engine, client: httpx.Client | None = None) -> FederationLink:
+    """Join the hub (or join again): send the node's identity and keys, pin the hub's key."""
+    if client is None:
+        with hub_client(settings) as own:
+            return join(settings, engine, own)
+    response = _post(client, "/federation/join", join_request(settings))
+    if response.status_code not in (200, 201):
+        raise _refused(response, "the join")
+    reply = response.json()
+    hub = reply["hub"]
+    key = str(hub["federation"]["signing_key"]["x"])
+    pinned = settings.federation.hub_key
+    if pinned and pinned != key:
+        raise FederationError(
+            f"the hub at {hub_url(settings)} signs with another key than federation.hub_key: "
+            "it is not the hub you pinned; check the URL with the hub's operator"
+        )
+    public_key_from_text(key)
+    with db.session_scope(db.for_writing(engine)) as session:
+        link = session.get(FederationLink, hub_url(settings))
+        if link is not None and link.hub_key != key:
+            if pinned != key:  # never re-pinned silently: it may not be the hub at all
+                raise FederationError(
+                    f"the hub at {hub_url(settings)} now signs with another key than the one "
+                    "pinned when the node joined: if its operator really changed it, set "
+                    f'federation.hub_key = "{key}" in the node\'s configuration'
+                )
+            session.delete(link)  # the hub changed its key: what it was told starts afresh
+            session.flush()
+            link = None
+        if link is None:
+            link = FederationLink(hub_url=hub_url(settings), hub_key=key, joined_at=utcnow())
+            session.add(link)
+        link.hub_id = str(hub["id"])
+        link.status = str(reply["node"]["status"])
+        link.last_contact_at = utcnow()
+        link.last_error = None
+    return link
+
+
+@dataclass(frozen=True)
+class Joined:
+    """What ``genofed node join`` tells the operator."""
+
+    node_id: str
+    hub_url: str
+    status: str
+    node_key: str
+    hub_key: str
+
+
+def join_hub(settings: Settings, url: str) -> Joined:
+    """Join the hub at ``url`` from the command line (the node need not run)."""
+    federation = settings.federation.model_copy(update={"hub_url": url.strip().rstrip("/")})
+    settings = settings.model_copy(update={"federation": federation})
+    engine = db.make_engine(settings.database_url)
+    try:
+        db.check_schema(engine)
+        link = join(settings, engine)
+    finally:
+        engine.dispose()
+    node_key = public_key_text(load_private_key(settings.federation.signing_key))
+    return Joined(node_id(settings), link.hub_url, link.status, node_key, link.hub_key)
+
+
+# -- one synchronisation ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What one :func:`sync_once` did."""
+
+    status: str  # the node's status at the hub
+    joined: bool = False
+    resynced: bool = False  # the hub's copy differed: everything was published again
+    published: int = 0
+
+
+def sync_once(settings: Settings, engine: Engine) -> SyncReport:
+    """Join if needed, heartbeat, and publish what changed; raises FederationError."""
+    url = hub_url(settings)
+    try:
+        with hub_client(settings) as client:
+            return _sync(settings, engine, client)
+    except FederationError as error:
+        _note_error(engine, url, str(error))
+        raise
+
+
+def _sync(settings: Settings, engine: Engine, client: httpx.Client) -> SyncReport:
+    joined = False
+    if _link(engine, hub_url(settings)) is None:
+        join(settings, engine, client)
+        joined = True
+    beat = {"url": settings.http.public_url.rstrip("/")}
+    response = _post(client, "/federation/heartbeat", beat)
+    if response.status_code == 401 and response.headers.get(REFUSAL_HEADER) == "unknown_key":
+        log.warning(
+            "the hub at %s does not know this node any more: joining again", hub_url(settings)
+        )
+        join(settings, engine, client)
+        joined = True
+        response = _post(client, "/federation/heartbeat", beat)
+    if response.status_code != 200:
+        raise _refused(response, "the heartbeat")
+    reply = response.json()
+    status = str(reply["node"]["status"])
+    _note_contact(engine, hub_url(settings), status)
+    if status != "approved":
+        return SyncReport(status, joined)
+    resynced = _forget_if_hub_differs(engine, hub_url(settings), reply["catalogue"])
+    published = _publish_changes(settings, engine, client)
+    return SyncReport(status, joined, resynced, published)
+
+
+def _link(engine: Engine, url: str) -> FederationLink | None:
+    with db.session_scope(engine) as session:
+        return session.get(FederationLink, url)
+
+
+def _note_contact(engine: Engine, url: str, status: str) -> None:
+    with db.session_scope(db.for_writing(engine)) as session:
+        link = session.get(FederationLink, url)
+        if link is not None:
+            link.status = status
+            link.last_contact_at = utcnow()
+            link.last_error = None
+
+
+def _note_error(engine: Engine, url: str, error: str) -> None:
+    with db.session_scope(db.for_writing(engine)) as session:
+        link = session.get(FederationLink, url)
+        if link is not None:
+            link.last_error = error[:2000]
+
+
+def forget_publications(engine: Engine, url: str) -> None:
+    """Publish everything again at the next sync."""
+    with db.session_scope(db.for_writing(engine)) as session:
+        session.execute(delete(FederationPublication).where(FederationPublication.hub_url == url))
+
+
+def _forget_if_hub_differs(engine: Engine, url: str, held: dict[str, Any]) -> bool:
+    with db.session_scope(engine) as session:
+        rows = session.execute(
+            select(
+                FederationPublication.dataset_accession,
+                FederationPublication.status,
+                FederationPublication.digest,
+            ).where(FederationPublication.hub_url == url)
+        ).all()
+    if held.get("digest") == combined_digest((a, s, d) for a, s, d in rows):
+        return False
+    log.warning(
+        "the hub at %s holds %s of this node's datasets, not the %d it was sent: publishing all",
+        url,
+        held.get("datasets"),
+        len(rows),
+    )
+    forget_publications(engine, url)
+    return True
+
+
+def _changes(settings: Settings, engine: Engine, url: str) -> list[Published]:
+    """Summaries that differ from what the hub was last sent (deprecated datasets the hub never
+    saw are not sent: there is nothing to remove)."""
+    changed = []
+    with db.session_scope(engine) as session:
+        sent = {
+            row.dataset_accession: row
+            for row in session.scalars(
+                select(FederationPublication).where(FederationPublication.hub_url == url)
+            )
+        }
+        for dataset in published_datasets(session):
+            summary = build_summary(session, settings, dataset)
+            before = sent.get(summary.accession)
+            if before is None and summary.status == "deprecated":
+                continue
+            digest = summary.digest()
+            if before is None or (before.digest, before.status) != (digest, summary.status):
+                changed.append(Published(digest=digest, summary=summary))
+    return changed
+
+
+def _publish_changes(settings: Settings, engine: Engine, client: httpx.Client) -> int:
+    url = hub_url(settings)
+    changed = _changes(settings, engine, url)
+    for start in range(0, len(changed), MAX_PUBLICATION):
+        batch = changed[start : start + MAX_PUBLICATION]
+        payload = {"datasets": [item.model_dump(mode="json") for item in batch]}
+        response = _post(client, "/catalogue/publish", payload)
+        if response.status_code != 200:
+            raise _refused(response, "the catalogue publication")
+        _record(engine, url, batch)
+    if changed:
+        log.info("published %d dataset summaries to the hub at %s", len(changed), url)
+    return len(changed)
+
+
+def _record(engine: Engine, url: str, batch: list[Published]) -> None:
+    with db.session_scope(db.for_writing(engine)) as session:
+        for item in batch:
+            row = session.get(FederationPublication, (url, item.summary.accession))
+            if row is None:
+                row = FederationPublication(hub_url=url, dataset_accession=item.summary.accession)
+                session.add(row)
+            row.status = item.summary.status
+            row.digest = item.digest
+            row.published_at = utcnow()
+            audit.record(
+                session,
+                actor="federation",
+                action="federation.publish",
+                dataset=item.summary.accession,
+                detail={"hub": url, "status": item.summary.status},
+            )
+
+
+# -- the loop in the node's lifespan ----------------------------------------------------------
+
+
+class SyncLoop:
+    """Runs :func:`sync_once` every ``federation.sync_seconds``, or sooner when woken."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._problem: str | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="federation-sync")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            await self._cycle()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.federation.sync_seconds)
+
+    async def _cycle(self) -> None:
+        try:
+            report = await anyio.to_thread.run_sync(sync_once, self.settings, self.engine)
+        except FederationError as error:
+            self._tell(str(error))
+        except Exception as error:  # a bug or the database: log it, keep the node serving
+            log.exception("federation sync failed")
+            self._tell(f"{type(error).__name__}: {error}", logged=True)
+        else:
+            if self._problem is not None:
+                log.info("the hub at %s answers again", hub_url(self.settings))
+            self._problem = None
+            if report.joined:
+                log.info("joined the hub at %s: %s", hub_url(self.settings), report.status)
+
+    def _tell(self, problem: str, *, logged: bool = False) -> None:
+        """Log a problem once, not at every cycle while it lasts."""
+        if problem != self._problem and not logged:
+            log.warning("%s", problem)
+        self._problem = problem
+
+
+def start_federation(app: FastAPI, settings: Settings) -> SyncLoop | None:
+    """Start the sync loop when the node has a hub (call in the lifespan, after the node's
+    resources opened); None when ``federation.hub_url`` is empty."""
+    if not hub_url(settings):
+        return None
+    loop = SyncLoop(settings, app.state.node.engine)
+    app.state.federation = loop
+    loop.start()
+    return loop
+
+
+# -- the hub's calls to the node ---------------------------------------------------------------
+
+router = APIRouter(tags=["federation"])
+
+
+class Notice(BaseModel):
+    event: Literal["approved", "resync"]
+
+
+def _hub_key(engine: Engine, settings: Settings, keyid: str) -> Ed25519PublicKey | None:
+    """The pinned key of this node's hub, if ``keyid`` is its id."""
+    url = hub_url(settings)
+    link = _link(engine, url) if url else None
+    if link is None or link.hub_id != keyid:
+        return None
+    return public_key_from_text(link.hub_key)
+
+
+def _nonces(app: FastAPI, engine: Engine) -> DatabaseNonces:
+    nonces: DatabaseNonces | None = getattr(app.state, "federation_nonces", None)
+    if nonces is None:
+        nonces = app.state.federation_nonces = DatabaseNonces(engine)
+    return nonces
+
+
+@router.post("/federation/notify", status_code=202)
+async def notify(request: Request) -> dict[str, str]:
+    """The hub tells the node something changed for it (signed with the pinned hub key):
+    ``approved`` (publish now) or ``resync`` (publish everything again)."""
+    settings: Settings = request.app.state.settings
+    engine: Engine = request.app.state.node.engine
+    _, body = await verify_call(
+        request,
+        engine=engine,
+        nonces=_nonces(request.app, engine),
+        key_for=partial(_hub_key, engine, settings),
+        window=settings.federation.clock_skew_seconds,
+    )
+    try:
+        notice = Notice.model_validate_json(body)
+    except ValidationError:
+        raise HTTPException(422, "unknown event: expected approved or resync") from None
+    if notice.event == "resync":
+        await anyio.to_thread.run_sync(forget_publications, engine, hub_url(settings))
+    loop: SyncLoop | None = getattr(request.app.state, "federation", None)
+    if loop is not None:
+        loop.wake()
+    return {"event": notice.event, "detail": "the node synchronises with the hub now"}
