@@ -11,6 +11,8 @@ from genofed.cli import archive, audit, crypt4gh, db, download, node, submit, to
 from genofed.cli import metadata as metadata_cli
 from genofed.cli.access import access_app, dac_app
 from genofed.cli.common import run_guarded
+from genofed.cli.federation import search
+from genofed.cli.hub import app as hub_app
 
 app = typer.Typer(
     name="genofed",
@@ -35,6 +37,8 @@ app.add_typer(dac_app, name="dac")
 app.command()(download.download)
 app.command()(user.login)
 app.command()(user.logout)
+app.add_typer(hub_app, name="hub")
+app.command()(search)
 
 
 @app.command()

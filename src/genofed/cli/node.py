@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from genofed.cli import federation
 from genofed.cli.common import err_console, fail, run_guarded, say
 
 if TYPE_CHECKING:  # the CLI imports the database layer only for commands that use it
@@ -125,3 +126,6 @@ def load_node_settings(config: Path | None) -> Settings:
             f"the configuration is invalid at {where}: {problem['msg']}; fix genofed.toml or the "
             "GENOFED_* variables"
         ) from None
+
+
+app.command()(federation.join)  # genofed node join HUB_URL
