@@ -230,3 +230,17 @@ def test_bad_annotation(db_engine: Engine, tmp_path: Path) -> None:
         pytest.raises(index.VariantIndexError, match="line 1"),
     ):
         load_genes(session, "GRCh38", tmp_path / "bad.gtf")
+
+
+def test_collection_is_paused_only_while_alleles_are_built(session: Session) -> None:
+    import gc
+
+    assert gc.isenabled()
+    find(session, chrom="1", start=0, end=70_000)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        find(session, chrom="1", start=0, end=70_000)
+        assert not gc.isenabled()  # left as the caller had it
+    finally:
+        gc.enable()

@@ -24,8 +24,10 @@ end (``GRCh38:1:12344:A:<DEL>:15000``), since several can share a start.
 
 from __future__ import annotations
 
+import gc
 import gzip
 import re
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -281,7 +283,8 @@ def find_alleles(
     statement = statement.order_by(_T.start, _T.end, _T.ref, _T.alt, _T.dataset_accession)
     if limit is not None:
         statement = statement.limit(max(0, limit) * max(_files_per_dataset(sources), 1))
-    found = _merged(session.execute(statement).all(), sources, loading)
+    with _collection_paused():
+        found = _merged(session.execute(statement).all(), sources, loading)
     return found if limit is None else found[: max(0, limit)]
 
 
@@ -514,6 +517,32 @@ def _merged(rows: Sequence[Any], sources: Sequence[_Source], loading: bool) -> l
         carriers = BitMap.union(*(deserialize(row[12]) for row in members))
         alleles.append(_allele(*key, ac, an, hom, carriers))
     return alleles
+
+
+_pause_lock = threading.Lock()
+_pauses = 0
+_resume = False
+
+
+@contextmanager
+def _collection_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a range's alleles are built: tens of thousands of new
+    objects trigger collections that scan the whole heap, doubling a 1 Mb range query's time and
+    making its p95 twice its median. The alleles hold no cycles; collection resumes after (when
+    the last of concurrent queries ends)."""
+    global _pauses, _resume
+    with _pause_lock:
+        if _pauses == 0:
+            _resume = gc.isenabled()
+            gc.disable()
+        _pauses += 1
+    try:
+        yield
+    finally:
+        with _pause_lock:
+            _pauses -= 1
+            if _pauses == 0 and _resume:
+                gc.enable()
 
 
 _ALLELE_FIELDS: Final = tuple(f.name for f in fields(Allele))
