@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/crypt4gh.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/download.py
+	$(BIN)/python bench/federation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -113,6 +113,21 @@ class HubSettings(BaseModel):
     down_after_seconds: float = 300.0  # ... and this long, `down`
 
 
+class BeaconSettings(BaseModel):
+    """The ``[beacon]`` section of a node's settings.
+
+    ``obo_files``: ontologies the operator adds (MONDO, ORDO, a newer HPO...), relative to the
+    node's home; ``environment`` and ``production_status`` as ``/info`` and ``/configuration``
+    report them; ``default_granularity`` when a request asks none.
+    """
+
+    environment: Literal["prod", "test", "dev", "staging"] = "prod"
+    production_status: Literal["DEV", "TEST", "PROD"] = "PROD"
+    default_granularity: Literal["boolean", "count", "record"] = "boolean"
+    obo_files: list[Path] = []
+    description: str = ""
+
+
 class Settings(BaseSettings):
     """Configuration of one genofed process (a node, the hub, a worker or the CLI)."""
 
@@ -142,6 +157,7 @@ class Settings(BaseSettings):
     embedded_workers: bool = True  # `genofed node serve` also runs the pipeline stages
     http: HttpSettings = HttpSettings()
     tokens: TokenSettings = TokenSettings()
+    beacon: BeaconSettings = BeaconSettings()
     federation: FederationSettings = FederationSettings()
     hub: HubSettings = HubSettings()
 

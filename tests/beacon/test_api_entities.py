@@ -27,8 +27,7 @@ from sqlalchemy import Engine
 from genofed import db
 from genofed.access import audit
 from genofed.beacon.entities import catalogue
-from genofed.beacon.framework import BeaconSettings
-from genofed.config import Settings
+from genofed.config import BeaconSettings, Settings
 
 READER = "reader@ulb.be"
 OTHER = "other@ulb.be"

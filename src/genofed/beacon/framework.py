@@ -12,42 +12,23 @@ until the node's Settings carry them, the defaults hold.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any
 
 from genofed import __version__
-from genofed.beacon.requests import API_VERSION, Granularity
+from genofed.beacon.requests import API_VERSION
 
-if TYPE_CHECKING:  # config.py imports BeaconSettings from here: nothing heavier at run time
+if TYPE_CHECKING:
     from genofed.beacon.entities import EntryType
-    from genofed.config import Settings
+    from genofed.config import BeaconSettings, Settings
 
 SPEC = "https://raw.githubusercontent.com/ga4gh-beacon/beacon-v2/main"
 MODEL = f"{SPEC}/models/json/beacon-v2-default-model"
 SECURITY_LEVELS = ("PUBLIC", "REGISTERED", "CONTROLLED")
 
 
-class BeaconSettings(BaseModel):
-    """The ``[beacon]`` section of a node's settings.
-
-    ``obo_files``: ontologies the operator adds (MONDO, ORDO, a newer HPO...), relative to the
-    node's home; ``environment`` and ``production_status`` as ``/info`` and ``/configuration``
-    report them; ``default_granularity`` when a request asks none.
-    """
-
-    environment: Literal["prod", "test", "dev", "staging"] = "prod"
-    production_status: Literal["DEV", "TEST", "PROD"] = "PROD"
-    default_granularity: Granularity = "boolean"
-    obo_files: list[Path] = []
-    description: str = ""
-
-
 def beacon_settings(settings: Settings) -> BeaconSettings:
     """The node's beacon settings, with OBO files resolved against the node's home."""
-    found = getattr(settings, "beacon", None)
-    chosen = found if isinstance(found, BeaconSettings) else BeaconSettings()
+    chosen = settings.beacon
     files = [path if path.is_absolute() else settings.home / path for path in chosen.obo_files]
     return chosen.model_copy(update={"obo_files": files})
 

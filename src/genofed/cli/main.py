@@ -8,8 +8,11 @@ import typer
 
 from genofed import __version__
 from genofed.cli import archive, audit, crypt4gh, db, download, node, submit, token, user
+from genofed.cli import beacon as beacon_cli
 from genofed.cli import metadata as metadata_cli
 from genofed.cli.access import access_app, dac_app
+from genofed.cli.beacon_guard import configure as beacon_configure
+from genofed.cli.beacon_terms import terms as beacon_terms
 from genofed.cli.common import run_guarded
 from genofed.cli.federation import search
 from genofed.cli.hub import app as hub_app
@@ -38,6 +41,9 @@ app.command()(download.download)
 app.command()(user.login)
 app.command()(user.logout)
 app.add_typer(hub_app, name="hub")
+beacon_cli.app.command("configure")(beacon_configure)
+beacon_cli.app.command("terms")(beacon_terms)
+app.add_typer(beacon_cli.app, name="beacon")
 app.command()(search)
 
 

@@ -491,7 +491,7 @@ class BeaconDataset(Base):
     dataset_accession: Mapped[str] = mapped_column(String(64), primary_key=True)
     security_level: Mapped[str] = mapped_column(String(16), default="controlled")
     min_count: Mapped[int] = mapped_column(Integer, default=5)  # counts below are never exact
-    budget_bits: Mapped[float] = mapped_column(Float, default=40.0)  # per user, Raisaro-style
+    budget_bits: Mapped[float] = mapped_column(Float, default=3.0)  # per user: see docs/privacy.md
     guard_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -34,6 +34,7 @@ from genofed.access.tokens import Identity, InvalidToken, ensure_signing_key, jw
 from genofed.archive import inbox
 from genofed.archive.queue import Queue, open_queue
 from genofed.archive.worker import EmbeddedWorker, start_embedded
+from genofed.beacon.api import router as beacon_routes
 from genofed.config import Settings
 from genofed.dataout.api import router as data_routes
 from genofed.dataout.htsget import router as htsget_routes
@@ -43,6 +44,7 @@ from genofed.federation import node_sync
 from genofed.metadata.api import router as metadata_routes
 from genofed.node.directory import NodeDirectoryError, node_key_passphrase, node_secret_key
 from genofed.storage import ObjectStore, open_store
+from genofed.web import router as portal_routes
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -153,6 +155,8 @@ def create_app(
     app.include_router(data_routes)
     app.include_router(htsget_routes)
     app.include_router(node_sync.router)
+    app.include_router(beacon_routes)
+    app.include_router(portal_routes)
     app.add_exception_handler(GenofedError, _genofed_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     return app
