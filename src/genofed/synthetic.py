@@ -11,11 +11,17 @@ _BASES = "ACGT"
 
 
 def write_synthetic_vcf(
-    path: Path, *, samples: int = 100, target_bytes: int = 32 * 1024 * 1024, seed: int = 1
+    path: Path,
+    *,
+    samples: int = 100,
+    target_bytes: int = 32 * 1024 * 1024,
+    seed: int = 1,
+    prefix: str = "SYN",
 ) -> int:
-    """Write a phased, single-chromosome VCF 4.3 of about ``target_bytes``; returns the records."""
+    """Write a phased, single-chromosome VCF 4.3 of about ``target_bytes``; returns the records.
+    Samples are named ``<prefix>00001`` and so on."""
     rng = random.Random(seed)
-    names = [f"SYN{number:05d}" for number in range(1, samples + 1)]
+    names = [f"{prefix}{number:05d}" for number in range(1, samples + 1)]
     header = (
         "##fileformat=VCFv4.3\n"
         "##source=genofed-synthetic\n"

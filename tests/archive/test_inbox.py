@@ -71,6 +71,7 @@ def test_chunks_become_one_archive_file(box: Inbox, data: bytes) -> None:
 
     assert file.state is FileState.UPLOADED
     assert file.inbox_path == f"uploads/{upload_id}"
+    assert inbox.submitted_name(box.session, file) == "reads.bam"  # formats are told by it
     assert file.upload_sha256 == sha256(data)
     assert file.submitter == "alice"
     assert [event.state for event in file.events] == [FileState.UPLOADED]

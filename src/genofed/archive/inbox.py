@@ -132,6 +132,19 @@ def inbox_path(upload_id: str) -> str:
     return f"{UPLOADS}/{upload_id}"
 
 
+def submitted_name(session: Session, file: ArchiveFile) -> str:
+    """The name the submitter gave ``file``, without ``.c4gh`` (``sample.bam``): the name of the
+    upload that brought it, else the last part of its inbox path. Formats are told by it."""
+    filename = session.scalars(
+        select(UploadSession.filename)
+        .where(UploadSession.file_id == file.id)
+        .order_by(UploadSession.created_at.desc())
+        .limit(1)
+    ).first()
+    name = (filename or file.inbox_path).rsplit("/", 1)[-1]
+    return name[: -len(".c4gh")] if name.lower().endswith(".c4gh") else name
+
+
 def upload_id_of(path: str) -> str:
     """The upload id in an inbox path made by :func:`inbox_path` (for the ingest stage)."""
     prefix, _, upload_id = path.partition("/")

@@ -45,6 +45,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from genofed import crypt4gh
+from genofed.archive.inbox import submitted_name
 from genofed.beacon.vcf import (
     DEFAULT_THREADS,
     AlleleBatch,
@@ -945,7 +946,7 @@ def _variant_files(session: Session, dataset: MetadataObject) -> list[_Candidate
             .order_by(ArchiveFile.accession, ArchiveFile.id)
         ).all()
         for file in files:
-            name = _file_name(file)
+            name = submitted_name(session, file)
             if file.id in found or not name.lower().endswith(VARIANT_SUFFIXES):
                 continue
             found[file.id] = _Candidate(
@@ -959,11 +960,6 @@ def _variant_files(session: Session, dataset: MetadataObject) -> list[_Candidate
                 else None,
             )
     return list(found.values())
-
-
-def _file_name(file: ArchiveFile) -> str:
-    name = file.inbox_path.rsplit("/", 1)[-1]
-    return name[: -len(".c4gh")] if name.lower().endswith(".c4gh") else name
 
 
 def _node_keys(settings: Settings) -> list[bytes]:

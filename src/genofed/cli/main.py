@@ -50,14 +50,21 @@ app.command()(search)
 @app.command()
 def demo(
     workdir: Path = typer.Option(
-        Path("demo-output"), help="Folder for the demo's node and files; emptied first."
+        Path("demo-output"),
+        help="Folder for the federation's hub, nodes and people; emptied first.",
     ),
-    size_mib: int = typer.Option(64, min=1, help="Size of the synthetic VCF, in MiB."),
+    size_mib: float = typer.Option(
+        4, min=0.1, help="Size of each node's synthetic cohort VCF, in MiB (before compression)."
+    ),
+    check: bool = typer.Option(
+        False, "--check", help="Play the story and exit (0 only if every step succeeded)."
+    ),
 ) -> None:
-    """Walk through what genofed does today, end to end, on a fresh node."""
-    from genofed.cli.demo import run_demo
+    """A living federation on this machine: a hub and three national nodes, each person using
+    the real commands. Serves until Ctrl-C unless --check."""
+    from genofed.demo.story import run_story
 
-    run_guarded(lambda: run_demo(workdir, size_mib))
+    run_guarded(lambda: run_story(workdir, size_mib, check=check))
 
 
 def _version(value: bool) -> None:

@@ -19,7 +19,6 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import PurePosixPath
 from typing import Any, Literal, TypeVar
 
 import anyio
@@ -33,6 +32,7 @@ from sqlalchemy.orm import Session
 from genofed.access import audit
 from genofed.access.http import bearer_identity
 from genofed.access.tokens import ALGORITHM, LEEWAY, public_jwk, signing_key
+from genofed.archive.inbox import submitted_name
 from genofed.config import Settings
 from genofed.dataout import service
 from genofed.dataout.api import caller, in_session
@@ -158,11 +158,6 @@ def _header_class(value: str | None) -> bool:
 # -- the file and its index ---------------------------------------------------------------------
 
 
-def submitted_name(file: ArchiveFile) -> str:
-    name = PurePosixPath(file.inbox_path).name
-    return name[: -len(".c4gh")] if name.endswith(".c4gh") else name
-
-
 def file_format(endpoint: Endpoint, name: str, asked: str | None) -> Format:
     lowered = name.lower()
     for suffix, fmt in FORMATS[endpoint].items():
@@ -181,7 +176,7 @@ def file_format(endpoint: Endpoint, name: str, asked: str | None) -> Format:
 def find_index(session: Session, file: ArchiveFile, fmt: Format) -> ArchiveFile:
     """The index archived beside ``file``: in one of its datasets or runs and analyses, named
     ``<data file><suffix>`` (or with the data suffix replaced, e.g. ``sample.bai``)."""
-    name = submitted_name(file)
+    name = submitted_name(session, file)
     stem = name.rsplit(".", 1)[0]
     wanted = {f"{base}{suffix}" for suffix in INDEX_SUFFIXES[fmt] for base in (name, stem)}
     siblings = select(ObjectFile.object_id).where(ObjectFile.file_id == file.id)
@@ -191,7 +186,7 @@ def find_index(session: Session, file: ArchiveFile, fmt: Format) -> ArchiveFile:
         .where(ObjectFile.object_id.in_(siblings), ArchiveFile.state == FileState.READY)
     )
     for candidate in candidates:
-        if submitted_name(candidate) in wanted:
+        if submitted_name(session, candidate) in wanted:
             return candidate
     raise HtsgetProblem(
         404,
@@ -261,7 +256,7 @@ async def _ticket(
 
     def authorize(session: Session) -> tuple[str, str, Format]:
         file, dataset = service.readable_file(session, who.permissions, reference)
-        fmt = file_format(endpoint, submitted_name(file), wanted.format)
+        fmt = file_format(endpoint, submitted_name(session, file), wanted.format)
         _plan(session, file, fmt, wanted, keys, archive)  # a region it cannot serve fails now
         return file.id, dataset, fmt
 
@@ -333,7 +328,7 @@ def _plan(
     pieces = plan(
         fmt,
         index_bytes,
-        submitted_name(index).rsplit(".", 1)[-1],
+        submitted_name(session, index).rsplit(".", 1)[-1],
         file.decrypted_size or 0,
         read,
         regions=list(wanted.regions) or None,

@@ -1,0 +1,1 @@
+"""``genofed demo``: a living federation on one machine (a hub and three national nodes)."""
