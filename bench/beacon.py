@@ -39,8 +39,9 @@ import sys
 import tempfile
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -50,7 +51,7 @@ import httpx
 import numpy as np
 import pysam
 from pysam import bcftools
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, make_url, select
 
 from genofed import crypt4gh, db
 from genofed.access.tokens import issue_token
@@ -62,12 +63,12 @@ from genofed.storage import open_store
 
 CHROM, CHROM_LENGTH, FIRST_POS = "22", 50_818_468, 16_050_000
 MEAN_GAP = 33  # bp between records: ~30,000 variants per Mb, as in 1000 Genomes chromosome 22
-CHUNK = 2000  # records per generation job
+CHUNK = 2000  # records per generation job (fewer for many samples)
 BGZF_INPUT = 65280
 READER = "reader@bench.example"
 TARGETS = {"load": 20_000, "allele_ms": 20.0, "range_ms": 100.0}
 API_CAP = 10_001  # the API asks find_alleles for at most this many alleles
-SCALE = ((1_000, 100_000), (10_000, 20_000), (100_000, 2_000))
+SCALE = ((1_000, 200_000), (10_000, 50_000), (100_000, 5_000))
 LOAD = """
 import json, sys, time
 from pathlib import Path
@@ -178,9 +179,10 @@ def generate(path: Path, samples: int, records: int, seed: int = 22) -> float:
         '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
         f"#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t{names}\n"
     )
+    chunk = max(10, min(CHUNK, 4_000_000 // samples))  # bounded memory per job
     jobs = (
-        (seed * 1_000_003 + begin, samples, begin, positions[begin : begin + CHUNK])
-        for begin in range(0, records, CHUNK)
+        (seed * 1_000_003 + begin, samples, begin, positions[begin : begin + chunk])
+        for begin in range(0, records, chunk)
     )
     with path.open("wb") as out, ProcessPoolExecutor(2) as pool:
         out.write(_bgzf(header.encode()))
@@ -288,13 +290,7 @@ def load(node: Node) -> Loaded:
     )
     wall = time.perf_counter() - started
     found = json.loads(done.stdout)
-    engine = db.make_engine(node.settings.database_url)
-    with engine.connect() as connection:
-        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        carriers = connection.scalar(select(func.sum(func.length(db.BeaconAllele.carriers))))
-    engine.dispose()
-    database = Path(node.settings.database_url.removeprefix("sqlite:///"))
-    size = sum(p.stat().st_size for p in database.parent.glob(database.name + "*"))
+    size, carriers = index_size(node.settings.database_url)
     return Loaded(
         found["seconds"],
         wall,
@@ -302,8 +298,30 @@ def load(node: Node) -> Loaded:
         found["alleles"],
         found["peak_kib"] * 1024,
         size,
-        int(carriers or 0),
+        carriers,
     )
+
+
+def index_size(url: str) -> tuple[int, int]:
+    """Bytes of the index on disk (the SQLite file; PostgreSQL's beacon tables with their
+    indexes and TOAST), and of the carrier bitmaps in it."""
+    engine = db.make_engine(url)
+    postgres = engine.dialect.name == "postgresql"
+    with engine.connect() as connection:
+        if not postgres:  # first, outside any transaction: the WAL into the file
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        carriers = connection.scalar(select(func.sum(func.length(db.BeaconAllele.carriers))))
+        if postgres:
+            tables = ("beacon_alleles", "beacon_samples", "beacon_sources")
+            total = sum(
+                int(connection.exec_driver_sql(f"SELECT pg_total_relation_size('{t}')").scalar())
+                for t in tables
+            )
+        else:
+            database = Path(url.removeprefix("sqlite:///"))
+            total = sum(p.stat().st_size for p in database.parent.glob(database.name + "*"))
+    engine.dispose()
+    return total, int(carriers or 0)
 
 
 # -- queries ------------------------------------------------------------------------------------
@@ -580,15 +598,43 @@ def main() -> None:
     parser.add_argument("--scale", action="store_true", help="1k, 10k, 100k samples instead")
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--warm-gib", type=int, default=4)
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="index in a new database of this PostgreSQL server (dropped after), not SQLite",
+    )
     args = parser.parse_args()
     if args.warm_gib:
         warm_memory(args.warm_gib)
     work = Path(tempfile.mkdtemp(prefix="genofed-beacon-bench-", dir=args.dir))
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; work in {work}")
     try:
-        (scale_bench if args.scale else main_bench)(args, work)
+        with postgres_database(args.postgres):
+            (scale_bench if args.scale else main_bench)(args, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+@contextmanager
+def postgres_database(server: str | None) -> Iterator[None]:
+    """With ``server``, a fresh database on it for the nodes this run makes (through
+    GENOFED_DATABASE_URL, which their child processes inherit), dropped at the end."""
+    if server is None:
+        yield
+        return
+    name = f"genofed_beacon_bench_{os.getpid()}"
+    admin = create_engine(make_url(server), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    url = make_url(server).set(database=name, drivername="postgresql+psycopg")
+    os.environ["GENOFED_DATABASE_URL"] = url.render_as_string(hide_password=False)
+    try:
+        yield
+    finally:
+        del os.environ["GENOFED_DATABASE_URL"]
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
 
 
 if __name__ == "__main__":
