@@ -793,6 +793,7 @@ class _VcfDecoder(_Decoder):
         n = self.samples
         sites: list[_Site] = []
         fast: list[tuple[int, int]] = []  # (site, where its samples start)
+        scan: list[tuple[int, int, int]] = []  # (site, start, end of its samples): GT first
         other: dict[int, Codes] = {}  # codes of the sites decoded alone
         start = 0
         for number, end in enumerate(ends, start=first_line):
@@ -800,16 +801,17 @@ class _VcfDecoder(_Decoder):
             if stop > start:
                 fields, at = self._columns(text, start, stop, number)
                 sites.append(self._site(fields, number))
+                site, format_ = len(sites) - 1, fields[8] if n else b""
                 if not n:
                     pass
-                elif fields[8] == b"GT" and stop == end and end + 1 - at == 4 * n:
-                    fast.append((len(sites) - 1, at))
+                elif format_ == b"GT" and stop == end and end + 1 - at == 4 * n:
+                    fast.append((site, at))
+                elif format_ == b"GT" or format_.startswith(b"GT:"):
+                    scan.append((site, at, stop))
                 else:
-                    other[len(sites) - 1] = self._decode_line(
-                        text, buffer, at, stop, fields[8], number
-                    )
+                    other[site] = self._decode_line(text, at, stop, format_, number)
             start = end + 1
-        codes = self._codes(text, buffer, sites, fast, other) if n else None
+        codes = self._codes(text, buffer, sites, fast, scan, other) if n else None
         return AlleleBatch(self.count(sites, codes), len(sites))
 
     def _codes(
@@ -818,15 +820,22 @@ class _VcfDecoder(_Decoder):
         buffer: npt.NDArray[np.uint8],
         sites: Sequence[_Site],
         fast: Sequence[tuple[int, int]],
+        scan: list[tuple[int, int, int]],
         other: dict[int, Codes],
     ) -> Codes:
         """The (sites, samples, 2) codes of a batch: the fast sites' matrix as it is when every
-        site took the fast path (no copy), else assembled."""
+        site took the fast path (no copy), else assembled. A fast site that fails the stride's
+        checks is scanned; a scanned site that fails the scan's is split."""
         decoded, good = self._decode_fast(buffer, fast)
-        for j in np.flatnonzero(~good).tolist():
-            site, at = fast[j]
-            end = at + 4 * self.samples - 1
-            other[site] = self._decode_line(text, buffer, at, end, b"GT", sites[site].where)
+        width = 4 * self.samples
+        failed = np.flatnonzero(~good).tolist()
+        scan += [(fast[j][0], fast[j][1], fast[j][1] + width - 1) for j in failed]
+        scanned, ok = _scan_many(buffer, [(at, stop) for _, at, stop in scan], self.samples)
+        for j, (site, at, stop) in enumerate(scan):
+            if ok[j]:
+                other[site] = scanned[j]
+            else:
+                other[site] = self._split_codes(text[at:stop], 0, sites[site].where)
         if not other:
             return decoded
         codes = np.empty((len(sites), self.samples, 2), np.uint8)
@@ -904,26 +913,13 @@ class _VcfDecoder(_Decoder):
             good[j] = bool(((found <= 9) | (found == MISSING)).all())
         return decoded, good
 
-    def _decode_line(
-        self,
-        text: bytes,
-        buffer: npt.NDArray[np.uint8],
-        start: int,
-        end: int,
-        format_: bytes,
-        number: int,
-    ) -> Codes:
-        """One record's codes: from its tab positions when every GT is one or two
-        one-character alleles first in FORMAT, else by splitting its text."""
+    def _decode_line(self, text: bytes, start: int, end: int, format_: bytes, number: int) -> Codes:
+        """The codes of a record whose GT is not first in FORMAT (or absent: all missing)."""
         keys = format_.split(b":")
         if b"GT" not in keys:
             codes = np.full((self.samples, 2), ABSENT, np.uint8)
             codes[:, 0] = MISSING
             return codes
-        if keys[0] == b"GT":
-            scanned = _scan_codes(buffer, start, end, self.samples)
-            if scanned is not None:
-                return scanned
         return self._split_codes(text[start:end], keys.index(b"GT"), number)
 
     def _split_codes(self, region: bytes, gt_index: int, number: int) -> Codes:
@@ -965,30 +961,41 @@ class _VcfDecoder(_Decoder):
         return values[0], values[1] if len(values) == 2 else ABSENT
 
 
-def _scan_codes(buffer: npt.NDArray[np.uint8], start: int, end: int, n: int) -> Codes | None:
-    """A record's codes from the positions of its tabs, or None when some GT is not one or two
-    one-character alleles (the caller then splits the text, and names any problem)."""
-    tabs = np.flatnonzero(buffer[start:end] == _TAB)
-    if tabs.size != n - 1:
-        return None
-    starts = np.empty(n, np.intp)
-    starts[0] = start
-    starts[1:] = tabs + (start + 1)
+def _scan_many(
+    buffer: npt.NDArray[np.uint8], spans: Sequence[tuple[int, int]], n: int
+) -> tuple[Codes, npt.NDArray[np.bool_]]:
+    """Codes of records whose GT comes first in FORMAT, from the positions of their tabs, all
+    at once; and which records the scan could read (every GT one or two one-character alleles,
+    n sample columns). The others are split as text, which names any problem."""
+    codes = np.empty((len(spans), n, 2), np.uint8)
+    if not spans:
+        return codes, np.zeros(0, bool)
+    bounds = np.array(spans, np.intp)
+    tabs = np.flatnonzero(buffer == _TAB)
+    low, high = np.searchsorted(tabs, bounds[:, 0]), np.searchsorted(tabs, bounds[:, 1])
+    ok = high - low == n - 1
+    rows = np.flatnonzero(ok)
+    starts = np.empty((rows.size, n), np.intp)
+    starts[:, 0] = bounds[rows, 0]
+    starts[:, 1:] = tabs[low[rows, None] + np.arange(n - 1)] + 1
     # the batch ends with a newline: clipped reads past it see that newline
-    second, fourth = buffer.take(starts + 1, mode="clip"), buffer.take(starts + 3, mode="clip")
-    ends_field = (second == _COLON) | (second == _TAB) | (second == _NEWLINE)
+    second = buffer.take(starts + 1, mode="clip")
+    fourth = buffer.take(starts + 3, mode="clip")
+    ends_field = (second == _COLON) | (second == _TAB) | (second == _NEWLINE) | (second == 13)
     diploid = ((second == _PIPE) | (second == _SLASH)) & (
-        (fourth == _COLON) | (fourth == _TAB) | (fourth == _NEWLINE)
+        (fourth == _COLON) | (fourth == _TAB) | (fourth == _NEWLINE) | (fourth == 13)
     )
-    if not (ends_field | diploid).all():
-        return None
-    codes = np.empty((n, 2), np.uint8)
-    codes[:, 0] = buffer[starts] - np.uint8(_ZERO)
-    third = buffer.take(starts + 2, mode="clip")
-    codes[:, 1] = np.where(diploid, third - np.uint8(_ZERO), ABSENT)
-    first, other = codes[:, 0], codes[:, 1]
-    valid = ((first <= 9) | (first == MISSING)) & (ends_field | (other <= 9) | (other == MISSING))
-    return codes if valid.all() else None
+    first = buffer.take(starts, mode="clip") - np.uint8(_ZERO)
+    other = np.where(diploid, buffer.take(starts + 2, mode="clip") - np.uint8(_ZERO), ABSENT)
+    valid = (
+        (ends_field | diploid)
+        & ((first <= 9) | (first == MISSING))
+        & (ends_field | (other <= 9) | (other == MISSING))
+    ).all(axis=1)
+    codes[rows, :, 0] = first
+    codes[rows, :, 1] = other
+    ok[rows] = valid
+    return codes, ok
 
 
 def _pick(values: Sequence[int], index: int) -> int | None:
