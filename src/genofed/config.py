@@ -76,6 +76,9 @@ class TrustedIssuer(BaseModel):
     # gets `default_roles`, so the provider cannot make anyone an operator of this node
     roles_claim: str = ""
     default_roles: list[str] = ["requester"]
+    # tokens: appended to their `sub` (e.g. "@org.genofed.node.be"), so that a user of this
+    # issuer never acts as the local user of the same name; empty: `sub` as it is
+    subject_suffix: str = ""
 
 
 class TokenSettings(BaseModel):
@@ -111,6 +114,8 @@ class HubSettings(BaseModel):
     name: str = ""  # empty: this directory is not a hub
     late_after_seconds: float = 90.0  # a node without heartbeat this long is `late`
     down_after_seconds: float = 300.0  # ... and this long, `down`
+    # the beacon network and federated statistics: how long the hub waits for each node
+    beacon_timeout_seconds: float = 2.0
 
 
 class BeaconSettings(BaseModel):

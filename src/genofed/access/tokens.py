@@ -266,6 +266,13 @@ def _verify_external(settings: Settings, token: str, trusted: TrustedIssuer) -> 
         roles = trusted.default_roles
     claims["roles"] = sorted(ROLES.intersection(role for role in roles if isinstance(role, str)))
     claims.setdefault("jti", "")
+    if trusted.subject_suffix:  # another node's users: "alice" there is not "alice" here
+        claims["sub"] = f"{claims['sub']}{trusted.subject_suffix}"
+        if len(claims["sub"]) > MAX_SUBJECT:
+            raise InvalidToken(
+                f"the token's subject is longer than {MAX_SUBJECT} characters with the suffix "
+                f"{trusted.subject_suffix!r} of {trusted.issuer!r}"
+            )
     return _identity(claims)
 
 

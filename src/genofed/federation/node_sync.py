@@ -16,6 +16,16 @@ the database, so a node that was stopped, or a hub that was down, catches up by 
 All calls are signed with the node's request-signing key (``federation.signing_key``) under its
 service-info id; the hub's key is pinned at join (or ahead, in ``federation.hub_key``), and
 ``POST /federation/notify`` accepts only calls signed with it.
+
+Trust in the other members: while the node is approved, each sync also reads the hub's list of
+members (``/services``) and trusts each other member as an issuer of tokens and visas
+(:func:`member_issuers`): keys from the hub's copy of that member's JWKS (``/nodes/{id}/jwks``,
+registered by its signed join, so one member cannot sign as another), tokens of any audience,
+the ``requester`` role only, and subjects suffixed with the member's id (``alice`` of the Belgian
+node is ``alice@org.genofed.node.be`` here, never this node's own ``alice``). The operator's own
+``[[tokens.trusted_issuers]]`` stay as they are and win for an issuer they name; a node without
+a hub trusts nobody new, a node no longer approved stops trusting the members, and a hub that
+cannot be reached leaves the last list in place.
 """
 
 from __future__ import annotations
@@ -38,7 +48,7 @@ from sqlalchemy import Engine, delete, select
 from genofed import __version__, db
 from genofed.access import audit
 from genofed.access.tokens import jwks
-from genofed.config import Settings
+from genofed.config import Settings, TrustedIssuer
 from genofed.db.models import FederationLink, FederationPublication, utcnow
 from genofed.errors import GenofedError
 from genofed.federation.catalogue import MAX_PUBLICATION, Published, combined_digest
@@ -206,6 +216,7 @@ class SyncReport:
     joined: bool = False
     resynced: bool = False  # the hub's copy differed: everything was published again
     published: int = 0
+    members: tuple[TrustedIssuer, ...] = ()  # the other members, to trust (none unless approved)
 
 
 def sync_once(settings: Settings, engine: Engine) -> SyncReport:
@@ -242,7 +253,8 @@ def _sync(settings: Settings, engine: Engine, client: httpx.Client) -> SyncRepor
         return SyncReport(status, joined)
     resynced = _forget_if_hub_differs(engine, hub_url(settings), reply["catalogue"])
     published = _publish_changes(settings, engine, client)
-    return SyncReport(status, joined, resynced, published)
+    members = tuple(member_issuers(settings, client))
+    return SyncReport(status, joined, resynced, published, members)
 
 
 def _link(engine: Engine, url: str) -> FederationLink | None:
@@ -349,6 +361,67 @@ def _record(engine: Engine, url: str, batch: list[Published]) -> None:
             )
 
 
+# -- trusting the other members ----------------------------------------------------------------
+
+MEMBER_ROLES = ["requester"]  # what another member's user may do here: ask, never decide
+
+
+def member_issuers(settings: Settings, client: httpx.Client) -> list[TrustedIssuer]:
+    """The other approved members as issuers this node trusts for tokens and visas.
+
+    Why each choice (see the module docstring): keys from the hub's per-member JWKS, not the
+    union at ``/nodes/jwks`` (with the union, any member's key would verify a token claiming to
+    be another's); no audience check, since a member's tokens name that member as audience and
+    the hub forwards them unchanged; ``requester`` only; subjects suffixed with the member's id.
+    """
+    try:
+        response = client.get("/services")
+    except httpx.HTTPError as error:
+        raise FederationError(
+            f"the hub's list of members cannot be read ({type(error).__name__}): the node "
+            "retries at its next sync"
+        ) from None
+    if response.status_code != 200:
+        raise _refused(response, "the list of members")
+    entries = response.json()
+    if not isinstance(entries, list):
+        raise FederationError("the hub's /services is not a list of members")
+    found = (_member_issuer(settings, entry) for entry in entries if isinstance(entry, dict))
+    return [trusted for trusted in found if trusted is not None]
+
+
+def _member_issuer(settings: Settings, entry: dict[str, Any]) -> TrustedIssuer | None:
+    """One entry of ``/services`` as a trusted issuer; None for this node or an unusable entry."""
+    member, federation = entry.get("id"), entry.get("federation")
+    if not isinstance(member, str) or member == node_id(settings):
+        return None
+    if not isinstance(federation, dict):
+        return None
+    issuer, keys = federation.get("issuer"), federation.get("jwks_url")
+    if not isinstance(issuer, str) or not issuer or issuer == settings.tokens.issuer:
+        return None
+    if not isinstance(keys, str) or not keys.startswith("/nodes/"):
+        return None  # keys are taken from the hub only, never from a URL a member gives
+    return TrustedIssuer(
+        issuer=issuer,
+        jwks_url=f"{hub_url(settings)}{keys}",
+        accept=["tokens", "visas"],
+        default_roles=MEMBER_ROLES,
+        subject_suffix=f"@{member}",
+    )
+
+
+def trust_members(
+    settings: Settings, configured: list[TrustedIssuer], members: tuple[TrustedIssuer, ...]
+) -> None:
+    """Make the node trust ``configured`` (the operator's) and ``members``; an issuer the
+    operator configured keeps the operator's terms. One assignment, so a request verifying a
+    token at the same time sees the old list or the new one, never half of it."""
+    own = {trusted.issuer for trusted in configured}
+    chosen = [*configured, *(member for member in members if member.issuer not in own)]
+    settings.tokens.trusted_issuers = chosen
+
+
 # -- the loop in the node's lifespan ----------------------------------------------------------
 
 
@@ -361,6 +434,7 @@ class SyncLoop:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._problem: str | None = None
+        self._configured = list(settings.tokens.trusted_issuers)  # the operator's own
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="federation-sync")
@@ -373,6 +447,7 @@ class SyncLoop:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        trust_members(self.settings, self._configured, ())  # the trust lasts as long as the loop
 
     async def _run(self) -> None:
         while True:
@@ -390,6 +465,7 @@ class SyncLoop:
             log.exception("federation sync failed")
             self._tell(f"{type(error).__name__}: {error}", logged=True)
         else:
+            trust_members(self.settings, self._configured, report.members)
             if self._problem is not None:
                 log.info("the hub at %s answers again", hub_url(self.settings))
             self._problem = None
