@@ -8,6 +8,11 @@ Public (anyone may read; only public metadata is here)::
     GET  /catalogue/datasets/{node}/{accession}  a dataset's public summary (410 if deprecated)
     GET  /nodes/jwks, /nodes/{id}/jwks           visa-issuing keys of approved nodes
 
+For the caller, asking every member node (their answers merged, each node applying its own
+rules to the caller's forwarded ``Authorization`` and ``X-GA4GH-Passport``)::
+
+    GET|POST /beacon/...                         the beacon network (:mod:`.beacon_network`)
+
 Signed by a node (RFC 9421, see :mod:`genofed.federation.signing`)::
 
     POST /federation/join        self-signed with the key it registers; pending until approved
@@ -40,7 +45,7 @@ from genofed import __version__, db
 from genofed.access import audit
 from genofed.config import Settings
 from genofed.db.models import HubNode, HubNodeStatus
-from genofed.federation import catalogue, registry
+from genofed.federation import beacon_network, catalogue, registry
 from genofed.federation.catalogue import CatalogueIndex, InvalidQuery, UnknownDataset
 from genofed.federation.guard import DatabaseNonces, read_body, refuse, verify_call
 from genofed.federation.hub import hub_service_info, require_hub
@@ -92,6 +97,7 @@ def create_hub_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.include_router(_public)
     app.include_router(_signed)
+    app.include_router(beacon_network.router)
     app.add_exception_handler(RequestValidationError, _validation_error)
     return app
 
@@ -100,9 +106,11 @@ def create_hub_app(settings: Settings) -> FastAPI:
 async def _lifespan(app: FastAPI, *, settings: Settings) -> AsyncIterator[None]:
     hub = await anyio.to_thread.run_sync(open_hub, settings)
     app.state.hub = hub
+    app.state.fanout = beacon_network.open_client()  # one client for every call to the nodes
     try:
         yield
     finally:
+        await app.state.fanout.aclose()
         hub.close()
 
 
