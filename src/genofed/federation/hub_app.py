@@ -12,6 +12,7 @@ For the caller, asking every member node (their answers merged, each node applyi
 rules to the caller's forwarded ``Authorization`` and ``X-GA4GH-Passport``)::
 
     GET|POST /beacon/...                         the beacon network (:mod:`.beacon_network`)
+    GET|POST /stats/allele_frequency             federated allele frequencies (:mod:`.stats`)
 
 Signed by a node (RFC 9421, see :mod:`genofed.federation.signing`)::
 
@@ -45,7 +46,7 @@ from genofed import __version__, db
 from genofed.access import audit
 from genofed.config import Settings
 from genofed.db.models import HubNode, HubNodeStatus
-from genofed.federation import beacon_network, catalogue, registry
+from genofed.federation import beacon_network, catalogue, registry, stats
 from genofed.federation.catalogue import CatalogueIndex, InvalidQuery, UnknownDataset
 from genofed.federation.guard import DatabaseNonces, read_body, refuse, verify_call
 from genofed.federation.hub import hub_service_info, require_hub
@@ -98,6 +99,7 @@ def create_hub_app(settings: Settings) -> FastAPI:
     app.include_router(_public)
     app.include_router(_signed)
     app.include_router(beacon_network.router)
+    app.include_router(stats.router)
     app.add_exception_handler(RequestValidationError, _validation_error)
     return app
 

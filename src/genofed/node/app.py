@@ -35,6 +35,7 @@ from genofed.archive import inbox
 from genofed.archive.queue import Queue, open_queue
 from genofed.archive.worker import EmbeddedWorker, start_embedded
 from genofed.beacon.api import router as beacon_routes
+from genofed.beacon.stats import router as stats_routes
 from genofed.config import Settings
 from genofed.dataout.api import router as data_routes
 from genofed.dataout.htsget import router as htsget_routes
@@ -156,6 +157,7 @@ def create_app(
     app.include_router(htsget_routes)
     app.include_router(node_sync.router)
     app.include_router(beacon_routes)
+    app.include_router(stats_routes)
     app.include_router(portal_routes)
     app.add_exception_handler(GenofedError, _genofed_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
