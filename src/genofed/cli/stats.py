@@ -69,7 +69,7 @@ def allele_frequency(
     federation (counts each node's guard withholds are left out, and said so)."""
     import httpx
 
-    url = _hub(hub)
+    url = hub_url(hub)
     headers = _identity(node, token)
     try:
         response = httpx.post(
@@ -90,7 +90,8 @@ def allele_frequency(
     _notes(found)
 
 
-def _hub(given: str | None) -> str:
+def hub_url(given: str | None) -> str:
+    """The hub to ask: as given, else the node's ``federation.hub_url``."""
     if not given:
         from genofed.config import load_settings
 

@@ -13,6 +13,8 @@ rules to the caller's forwarded ``Authorization`` and ``X-GA4GH-Passport``)::
 
     GET|POST /beacon/...                         the beacon network (:mod:`.beacon_network`)
     GET|POST /stats/allele_frequency             federated allele frequencies (:mod:`.stats`)
+    POST|GET /access/requests                    cross-border access requests
+                                                 (:mod:`.access_routing`)
 
 Signed by a node (RFC 9421, see :mod:`genofed.federation.signing`)::
 
@@ -46,7 +48,7 @@ from genofed import __version__, db
 from genofed.access import audit
 from genofed.config import Settings
 from genofed.db.models import HubNode, HubNodeStatus
-from genofed.federation import beacon_network, catalogue, registry, stats
+from genofed.federation import access_routing, beacon_network, catalogue, registry, stats
 from genofed.federation.catalogue import CatalogueIndex, InvalidQuery, UnknownDataset
 from genofed.federation.guard import DatabaseNonces, read_body, refuse, verify_call
 from genofed.federation.hub import hub_service_info, require_hub
@@ -100,6 +102,7 @@ def create_hub_app(settings: Settings) -> FastAPI:
     app.include_router(_signed)
     app.include_router(beacon_network.router)
     app.include_router(stats.router)
+    app.include_router(access_routing.router)
     app.add_exception_handler(RequestValidationError, _validation_error)
     return app
 
