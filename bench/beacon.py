@@ -566,7 +566,8 @@ def scale_bench(args: argparse.Namespace, work: Path) -> None:
         folder.mkdir()
         vcf = folder / "scale.vcf.gz"
         generate(vcf, samples, records)
-        loaded = load(node_with(folder, vcf))
+        with postgres_database(args.postgres):  # a fresh database for each node
+            loaded = load(node_with(folder, vcf))
         rate = loaded.records / loaded.seconds
         per_allele = loaded.db_bytes / loaded.alleles
         carriers = loaded.carrier_bytes / loaded.alleles
@@ -609,8 +610,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="genofed-beacon-bench-", dir=args.dir))
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; work in {work}")
     try:
-        with postgres_database(args.postgres):
-            (scale_bench if args.scale else main_bench)(args, work)
+        if args.scale:
+            scale_bench(args, work)
+        else:
+            with postgres_database(args.postgres):
+                main_bench(args, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
