@@ -274,7 +274,7 @@ def test_an_edit_list_is_followed(settings: Settings, db_engine: Engine, tmp_pat
         dataset = released_dataset(session, settings, "edited")
         attach(session, dataset, file)
         accession = str(dataset.accession)
-    report = index_dataset(db_engine, settings, accession)
+    report = index_dataset(db_engine, settings, accession, node_keys=[secret])
     assert report.records == 60
     assert indexed(db_engine, accession) == expected_counts(records)
 

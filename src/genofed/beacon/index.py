@@ -37,7 +37,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from itertools import chain
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from pyroaring import BitMap
 from sqlalchemy import (
@@ -61,6 +61,7 @@ from genofed.beacon.vcf import (
     DEFAULT_THREADS,
     AlleleBatch,
     ParsedAllele,
+    Readable,
     VariantHeader,
     normalize_assembly,
     normalize_chrom,
@@ -592,10 +593,6 @@ def _chunks(values: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[A
 # -- loading one file ------------------------------------------------------------------------------
 
 
-class Readable(Protocol):
-    def read(self, size: int = ..., /) -> bytes: ...
-
-
 SampleMatcher = Callable[[Session, Sequence[str]], Mapping[str, str]]
 """Given a file's VCF sample names, the metadata sample accession of those it can match."""
 
@@ -622,7 +619,7 @@ def load_variants(
     """
     began = time.perf_counter()
     writer = for_writing(engine)
-    with read_variants(source, name=name, threads=threads) as reader:  # type: ignore[arg-type]
+    with read_variants(source, name=name, threads=threads) as reader:
         chosen = _file_assembly(assembly, reader.header, name)
         claimed = _claim(writer, dataset, file_id, analysis, chosen, reader.header, match_samples)
         if isinstance(claimed, str):
@@ -889,11 +886,17 @@ class _Candidate:
 
 
 def index_dataset(
-    engine: Engine, settings: Settings, dataset: str, *, progress: Progress | None = None
+    engine: Engine,
+    settings: Settings,
+    dataset: str,
+    *,
+    progress: Progress | None = None,
+    node_keys: Sequence[bytes] | None = None,
 ) -> IndexReport:
     """Load every variant file of released ``dataset`` (accession or alias) that is not loaded
     yet: its analyses' files and its own files named ``*.vcf.gz``, ``*.vcf.bgz`` or ``*.bcf``,
-    decrypted from the archive as they are read."""
+    decrypted from the archive as they are read. ``node_keys`` (current first, then retired)
+    spare a process that holds them unlocking the node key again."""
     from genofed.metadata.datasets import find_dataset
 
     with session_scope(engine) as session:
@@ -908,7 +911,7 @@ def index_dataset(
         candidates = _variant_files(session, target)
         done = _settled_files(session, accession)
     reports = []
-    keys: list[bytes] | None = None
+    keys = list(node_keys) if node_keys else None
     for candidate in candidates:
         if candidate.file_id in done:
             reports.append(FileReport(candidate.name, skipped="already indexed"))

@@ -38,7 +38,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from itertools import chain
-from typing import Any, BinaryIO, Final, NamedTuple, TypeVar
+from typing import Any, Final, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -65,6 +65,12 @@ _TAB, _NEWLINE, _COLON, _PIPE, _SLASH, _ZERO = 9, 10, 58, 124, 47, 48
 # a sample field of the fast path, read as a little-endian uint32 with the allele bytes masked
 _PHASED: Final = (_PIPE << 8) | (_TAB << 24)
 _UNPHASED: Final = (_SLASH << 8) | (_TAB << 24)
+
+
+class Readable(Protocol):
+    """What the reader reads from: a binary file, or any object with ``read(size)``."""
+
+    def read(self, size: int = ..., /) -> bytes: ...
 
 
 class VariantFileError(GenofedError):
@@ -238,7 +244,7 @@ class VariantReader:
     owns a thread pool.
     """
 
-    def __init__(self, source: BinaryIO, *, name: str, threads: int = DEFAULT_THREADS) -> None:
+    def __init__(self, source: Readable, *, name: str, threads: int = DEFAULT_THREADS) -> None:
         self.name = name
         self._input = _Input(source)
         self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="genofed-vcf")
@@ -282,7 +288,7 @@ class VariantReader:
         self.close()
 
 
-def read_variants(source: BinaryIO, *, name: str, threads: int = DEFAULT_THREADS) -> VariantReader:
+def read_variants(source: Readable, *, name: str, threads: int = DEFAULT_THREADS) -> VariantReader:
     """Open ``source`` (a VCF or BCF stream) for reading; see :class:`VariantReader`."""
     return VariantReader(source, name=name, threads=threads)
 
@@ -308,7 +314,7 @@ def _ordered(pool: ThreadPoolExecutor, jobs: Iterator[Callable[[], T]], window: 
 class _Input:
     """The source, with a count of the bytes consumed (for progress)."""
 
-    def __init__(self, source: BinaryIO) -> None:
+    def __init__(self, source: Readable) -> None:
         self._source = source
         self.consumed = 0
 
