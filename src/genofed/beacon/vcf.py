@@ -9,9 +9,9 @@ So the work is shaped for numpy and for both cores:
 - a record whose FORMAT is ``GT`` alone and whose every sample is ``a|b`` or ``a/b`` with
   one-character alleles (``.`` included) has its samples at a stride of exactly 4 bytes: a batch of
   such records is copied into one (records, samples, 4) byte matrix and decoded by a few passes;
-- other records are decoded line by line: a numpy scan of the tab positions handles more FORMAT
-  fields, haploid and mixed calls; a plain Python parser handles the rest (alleles above 9) and
-  names the exact problem when a line is wrong;
+- other records whose GT comes first (more FORMAT fields, haploid and mixed calls) are read
+  batch-wide from the positions of their tabs; what that cannot read (alleles above 9, GT not
+  first, a broken line) is split as text, which names the exact problem when a line is wrong;
 - BCF is decoded natively (its GT is a fixed-width integer vector per sample), so reading BCF
   needs neither pysam nor htslib at run time.
 
