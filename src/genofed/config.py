@@ -131,6 +131,8 @@ class BeaconSettings(BaseModel):
     default_granularity: Literal["boolean", "count", "record"] = "boolean"
     obo_files: list[Path] = []
     description: str = ""
+    # the embedded pipeline indexes released datasets' new variant files this often
+    index_every_seconds: float = 60.0
 
 
 class Settings(BaseSettings):

@@ -110,21 +110,29 @@ class EmbeddedWorker:
     task: asyncio.Task[int]
     pipeline: Pipeline
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
+    beacon_sweep: asyncio.Task[None] | None = None
 
     async def stop(self) -> None:
         """Finish the message in hand, then stop and release the pipeline's database."""
         self.stop_event.set()
         try:
             await self.task
+            if self.beacon_sweep is not None:
+                await self.beacon_sweep
         finally:
             self.pipeline.engine.dispose()
 
 
 def start_embedded(app: FastAPI, settings: Settings) -> EmbeddedWorker:
-    """Run every stage in the app's event loop; stages themselves run in threads."""
+    """Run every stage in the app's event loop (stages themselves run in threads), and the
+    sweep that indexes released datasets for the beacon."""
+    from genofed.beacon.sweep import sweep_forever
+
     pipeline = build_pipeline(settings)
     stop = asyncio.Event()
     task = asyncio.create_task(run_worker(pipeline, app.state.queue, list(STAGES), stop))
-    worker = EmbeddedWorker(task, pipeline, stop)
+    keys = [pipeline.node_secret, *pipeline.previous_secrets]
+    sweep = asyncio.create_task(sweep_forever(pipeline.engine, settings, keys, stop))
+    worker = EmbeddedWorker(task, pipeline, stop, sweep)
     app.state.embedded_worker = worker
     return worker

@@ -14,8 +14,10 @@ from genofed.cli.access import access_app, dac_app
 from genofed.cli.beacon_guard import configure as beacon_configure
 from genofed.cli.beacon_terms import terms as beacon_terms
 from genofed.cli.common import run_guarded
+from genofed.cli.cross_border import app as cross_border_app
 from genofed.cli.federation import search
 from genofed.cli.hub import app as hub_app
+from genofed.cli.stats import app as stats_app
 
 app = typer.Typer(
     name="genofed",
@@ -44,6 +46,8 @@ app.add_typer(hub_app, name="hub")
 beacon_cli.app.command("configure")(beacon_configure)
 beacon_cli.app.command("terms")(beacon_terms)
 app.add_typer(beacon_cli.app, name="beacon")
+app.add_typer(stats_app, name="stats")
+app.add_typer(cross_border_app, name="federation")
 app.command()(search)
 
 

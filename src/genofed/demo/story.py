@@ -56,8 +56,15 @@ class Person:
     name: str
     folder: Path
 
-    def run(self, *args: str, stdin: str | None = None, node_config: Path | None = None) -> str:
-        """``genofed ARGS`` as this person (on a node's machine when ``node_config``)."""
+    def run(
+        self,
+        *args: str,
+        stdin: str | None = None,
+        node_config: Path | None = None,
+        token: str | None = None,
+    ) -> str:
+        """``genofed ARGS`` as this person (on a node's machine when ``node_config``; with a
+        bearer token from elsewhere when ``token``)."""
         environment = {
             **os.environ,
             "GENOFED_CREDENTIALS": str(self.folder / "credentials.json"),
@@ -68,6 +75,8 @@ class Person:
             environment.pop(name, None)
         if node_config is not None:
             environment["GENOFED_CONFIG"] = str(node_config)
+        if token is not None:
+            environment["GENOFED_TOKEN"] = token
         self.folder.mkdir(parents=True, exist_ok=True)
         result = subprocess.run(
             [str(GENOFED), *args],
@@ -122,9 +131,9 @@ def run_story(workdir: Path, size_mib: float, *, check: bool) -> None:
         wait_for_catalogue(hub, len(nodes))
         search_catalogue(hub, researcher)
         ask_beacons(hub, nodes[0], researcher)
-        abroad = nodes[1]
-        apply_and_approve(abroad, researcher)
-        download_and_verify(abroad, researcher)
+        home, abroad = nodes[0], nodes[1]
+        apply_across_borders(hub, home, nodes[1:], researcher)
+        download_and_verify(home, abroad, researcher)
         prove_audit(abroad, operator)
         console.print(f"\n[bold green]demo complete[/] in {time.perf_counter() - started:.0f} s")
         show_where(hub, nodes, workdir)
@@ -176,13 +185,15 @@ def start_node(workdir: Path, country: str, name: str, hub: Service, services: E
 
 
 def _fast_sync(config_file: Path) -> None:
-    """Heartbeats and catalogue publication every 2 s, so the story need not wait."""
+    """Heartbeats, catalogue publication and the beacon index's sweep every second or two, so
+    the story need not wait (the defaults suit a production node)."""
     import tomllib
 
     import tomli_w
 
     config = tomllib.loads(config_file.read_text())
     config.setdefault("federation", {})["sync_seconds"] = 2.0
+    config.setdefault("beacon", {})["index_every_seconds"] = 1.0
     config_file.write_text(tomli_w.dumps(config))
 
 
@@ -194,8 +205,9 @@ def create_accounts(nodes: list[Node], operator: Person, researcher: Person) -> 
             ("olivia", "operator"),
             (f"alice-{code}", "submitter"),
             (f"dac-{code}", "dac_member"),
-            ("bob", "requester"),
         ]
+        if node is nodes[0]:  # the researcher's home node; the other members trust its tokens
+            accounts.append(("bob", "requester"))
         for user, role in accounts:
             operator.run(
                 "user", "add", user, "--role", role, "--password-stdin",
@@ -230,13 +242,16 @@ def submit_cohort(node: Node, workdir: Path, size_mib: float, operator: Person) 
     )
     node.dataset, node.dac = _accessions(node.settings, submitter.name)
     submitter.run("dataset", "release", node.dataset, node_config=node.config)
-    operator.run("beacon", "index", node.dataset, node_config=node.config)
+    _wait(lambda: _indexed(node), f"{node.name}'s beacon index")
     operator.run(
         "beacon", "configure", node.dataset, "--level", "registered", node_config=node.config
     )
     operator.login(node.url)
     operator.run("dac", "members", "add", node.dac, f"dac-{code}", "--node", node.url)
-    say(f"dataset {node.dataset} released, indexed for the beacon (registered), DAC {node.dac}")
+    say(
+        f"dataset {node.dataset} released; the node indexed it for its beacon by itself "
+        f"(level: registered); DAC {node.dac}"
+    )
 
 
 def wait_until_ready(node: Node) -> str:
@@ -264,6 +279,21 @@ def _ready_file(client: NodeClient) -> dict[str, Any] | None:
         if record["state"] == "error":
             raise StepFailed(f"ingestion failed: {record.get('error')}")
     return next((record for record in files if record["state"] == "ready"), None)
+
+
+def _indexed(node: Node) -> bool:
+    engine = db.make_engine(node.settings.database_url)
+    try:
+        with db.session_scope(engine) as session:
+            loaded = session.scalars(
+                select(db.BeaconSource).where(
+                    db.BeaconSource.dataset_accession == node.dataset,
+                    db.BeaconSource.alleles > 0,
+                )
+            ).first()
+            return loaded is not None
+    finally:
+        engine.dispose()
 
 
 def _accessions(settings: Settings, submitter: str) -> tuple[str, str]:
@@ -355,24 +385,33 @@ def _stored_token(person: Person, url: str) -> str:
     return str(stored["nodes"][url]["token"])
 
 
-def apply_and_approve(node: Node, researcher: Person) -> None:
-    step(f"8. The researcher applies for {node.country}'s dataset", "purpose in DUO terms")
-    researcher.login(node.url)
-    request = researcher.run(
-        "access", "request", node.dataset, "--title", "Variants in early-onset epilepsy",
-        "--permission", "HMB", "--modifier", "NPU", "--days", "30", "--node", node.url,
-    ).strip()  # fmt: skip
-    say(f"request {request}: the purpose satisfies the policy; it goes to DAC {node.dac}")
+def apply_across_borders(hub: Service, home: Node, abroad: list[Node], researcher: Person) -> None:
+    names = " and ".join(node.country for node in abroad)
+    step(f"8. The researcher applies once at the hub for {names}'s datasets", "one purpose")
+    parts = researcher.run(
+        "federation", "request", *(node.dataset for node in abroad),
+        "--title", "Variants in early-onset epilepsy", "--permission", "HMB",
+        "--modifier", "NPU", "--days", "30", "--hub", hub.url, "--node", home.url,
+    )  # fmt: skip
+    for line in parts.strip().splitlines():
+        say(f"part sent: {line}")
+    node = abroad[0]
     member = Person(f"dac-{node.country.lower()}", researcher.folder.parent / f"dac-{node.country}")
     member.login(node.url)
     listed = member.run("dac", "list", "--node", node.url).strip().splitlines()
     item = listed[-1].split("\t")[0]
     grant = member.run("dac", "approve", item, "--comment", "approved", "--node", node.url).strip()
-    say(f"{member.name} approved: grant {grant}, valid 30 days")
+    say(f"{member.name} ({node.country}) approved: grant {grant}, valid 30 days")
+    status = researcher.run("federation", "status", "--hub", hub.url, "--node", home.url)
+    for line in status.strip().splitlines():
+        say(line)
 
 
-def download_and_verify(node: Node, researcher: Person) -> None:
-    step("9. The researcher downloads from the node that holds the data", "sealed for their key")
+def download_and_verify(home: Node, node: Node, researcher: Person) -> None:
+    step(
+        f"9. The researcher downloads from {node.country}, the node that holds the data",
+        "with the home node's token, sealed for their key, verified",
+    )
     assert node.cohort is not None
     from genofed import crypt4gh
 
@@ -381,8 +420,9 @@ def download_and_verify(node: Node, researcher: Person) -> None:
         crypt4gh.write_keypair(key, researcher.folder / "bob.pub", PASSPHRASE)
     out = researcher.folder / f"downloads-{node.country}"
     report = researcher.run(
-        "download", node.dataset, "--key", str(key), "--out", str(out), "--node", node.url
-    )
+        "download", node.dataset, "--key", str(key), "--out", str(out), "--node", node.url,
+        token=_stored_token(researcher, home.url),
+    )  # fmt: skip
     for line in report.strip().splitlines():
         say(line)
     (received,) = [p for p in out.iterdir() if not p.name.startswith(".")]
@@ -395,7 +435,10 @@ def prove_audit(node: Node, operator: Person) -> None:
     step(f"10. {node.name}'s audit log", "genofed audit verify; genofed audit show")
     head = operator.run("audit", "verify", node_config=node.config).strip()
     say(f"hash chain intact, head {head[:16]}…")
-    shown = operator.run("audit", "show", "--user", "bob", "--limit", "5", node_config=node.config)
+    shown = operator.run(
+        "audit", "show", "--user", "bob@org.genofed.node.be", "--limit", "5",
+        node_config=node.config,
+    )  # fmt: skip
     for line in shown.strip().splitlines():
         say(line[:160])
 
@@ -413,8 +456,9 @@ def show_where(hub: Service, nodes: list[Node], workdir: Path) -> None:
     for node in nodes:
         console.print(f"{node.name}: portal {node.url}/portal  beacon {node.url}/beacon")
     console.print(
-        f"users on every node (password {PASSWORD}): olivia (operator), bob (requester); "
-        "alice-be/fi/se (submitters), dac-be/fi/se (DAC members)"
+        f"users (password {PASSWORD}): olivia (operator, every node), bob (requester, BE; "
+        "trusted by FI and SE through the hub), alice-be/fi/se (submitters), dac-be/fi/se "
+        "(DAC members)"
     )
     console.print(f"everything is in {workdir}")
 
