@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.append(str(Path(__file__).resolve().parents[1] / "federation"))  # the catalogue
+sys.path.append(str(Path(__file__).resolve().parents[1] / "metadata"))  # page's hub fixtures
+sys.path.append(str(Path(__file__).resolve().parents[1] / "node"))  # and what they import
 
 from portal_support import screenshot_folder
 

@@ -292,11 +292,11 @@ def test_menus_show_only_what_the_roles_open(portal: Portal) -> None:
         )
         for user in (BOB, JANE, ALICE, OPS)
     }
-    assert links[BOB] == {"/portal/", "/portal/requests/new", "/portal/requests", "/portal/data"}
-    assert links[JANE] == {"/portal/", "/portal/dac", "/portal/grants"}
-    assert links[ALICE] == {"/portal/", "/portal/files", "/portal/metadata", "/portal/datasets"}
-    assert links[OPS] == {
-        "/portal/",
+    everyone = {"/portal/", "/portal/catalogue"}
+    assert links[BOB] == everyone | {"/portal/requests/new", "/portal/requests", "/portal/data"}
+    assert links[JANE] == everyone | {"/portal/dac", "/portal/grants"}
+    assert links[ALICE] == everyone | {"/portal/files", "/portal/metadata", "/portal/datasets"}
+    assert links[OPS] == everyone | {
         "/portal/grants",
         "/portal/metadata",
         "/portal/datasets",

@@ -15,7 +15,14 @@ from fastapi.responses import FileResponse, RedirectResponse
 
 from genofed.access import users
 from genofed.access.tokens import InvalidToken, verify_token
-from genofed.web import access_pages, dac_pages, operator_pages, render, submitter_pages
+from genofed.web import (
+    access_pages,
+    catalogue_pages,
+    dac_pages,
+    operator_pages,
+    render,
+    submitter_pages,
+)
 from genofed.web.routing import PortalRoute, missing
 from genofed.web.session import (
     Visitor,
@@ -150,6 +157,7 @@ def home(request: Request, visitor: Annotated[Visitor, Depends(signed_in)]) -> R
     )
 
 
+router.include_router(catalogue_pages.router)
 router.include_router(access_pages.router)
 router.include_router(dac_pages.router)
 router.include_router(submitter_pages.router)

@@ -57,6 +57,12 @@ class MenuEntry:
 
 MENU = (
     MenuEntry(
+        "Catalogue",
+        "/catalogue",
+        frozenset({"requester", "dac_member", "submitter", "operator"}),
+        "Search the datasets of every node of the federation.",
+    ),
+    MenuEntry(
         "Apply for access",
         "/requests/new",
         frozenset({"requester"}),
