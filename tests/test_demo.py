@@ -31,9 +31,9 @@ def test_the_federation_story_plays_to_the_end(tmp_path: Path) -> None:
             assert record.state == db.FileState.READY
             body = (settings.archive.path / str(record.archive_path)).read_bytes()
             (grant,) = session.query(db.Grant).all()
-            assert grant.subject == "bob"
+            assert grant.subject == "bob@org.genofed.node.be"  # a visitor from the BE node
             assert audit.verify(session).ok
-            assert audit.query(session, actor="bob", action="data.download")
+            assert audit.query(session, actor="bob@org.genofed.node.be", action="data.download")
     finally:
         engine.dispose()
     original = (workdir / "people" / "alice-fi" / "epi-fi.vcf.gz").read_bytes()
