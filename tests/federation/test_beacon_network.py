@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from federation_support import make_node
@@ -22,13 +23,19 @@ from network_support import (
     VARIANT,
     BeaconSchemas,
     Network,
+    Node,
     extra_node,
     fake_member,
     federation,
     grant,
 )
+from sqlalchemy import select
 
 from genofed.access.tokens import issue_token
+from genofed.db import make_engine, session_scope
+from genofed.db.models import FederationNonce
+from genofed.federation.hub import HUB_ID
+from genofed.federation.signing import SignedAuth
 
 LEVELS = {"BE": "public", "NL": "public", "FI": "controlled"}
 
@@ -249,3 +256,34 @@ def test_a_late_node_is_reported_late(network: Network, schemas: BeaconSchemas) 
     [slow] = [node for node in body["info"]["nodes"] if node["id"] == late]
     assert (slow["status"], slow["reason"]) == ("late", f"no answer within {TIMEOUT:g} s")
     assert body["responseSummary"]["numTotalResults"] == 20
+
+
+# -- every call the hub fans out is signed, and nodes check it ------------------------------------
+
+
+def _hub_nonces(node: Node) -> int:
+    engine = make_engine(node.settings.database_url)
+    try:
+        with session_scope(engine) as session:
+            return len(
+                session.scalars(
+                    select(FederationNonce).where(FederationNonce.keyid == HUB_ID)
+                ).all()
+            )
+    finally:
+        engine.dispose()
+
+
+def test_the_hub_signs_its_calls_and_a_forged_hub_call_is_refused(network: Network) -> None:
+    node = network.nodes["BE"]
+    before = _hub_nonces(node)
+    assert _get(network.hub_url, "/beacon/g_variants", VARIANT).status_code == 200
+    assert _hub_nonces(node) > before  # the node verified a signature by the pinned hub key
+
+    forger = httpx.Client(auth=SignedAuth(Ed25519PrivateKey.generate(), HUB_ID), timeout=30)
+    with forger:
+        forged = forger.get(f"{node.url}/beacon/g_variants", params=VARIANT)
+    assert forged.status_code == 401
+    assert "signature" in forged.json()["detail"]
+    assert "resultSets" not in forged.text  # refused before the beacon answered
+    assert _get(node.url, "/beacon/g_variants", VARIANT).status_code == 200  # unsigned: public

@@ -148,12 +148,14 @@ class Reply:
         return shown
 
 
-def open_client() -> httpx.AsyncClient:
+def open_client(auth: httpx.Auth | None = None) -> httpx.AsyncClient:
     """The hub's one client for every fan-out: kept-alive connections to the nodes make a
     network query cost about what one node's answer costs. Deadlines are per call
     (:func:`ask`); this timeout is only a backstop."""
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-    return httpx.AsyncClient(timeout=httpx.Timeout(60.0), limits=limits, follow_redirects=False)
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(60.0), limits=limits, follow_redirects=False, auth=auth
+    )
 
 
 def forwarded_headers(request: Request) -> list[tuple[str, str]]:

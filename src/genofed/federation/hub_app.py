@@ -51,10 +51,11 @@ from genofed.db.models import HubNode, HubNodeStatus
 from genofed.federation import access_routing, beacon_network, catalogue, registry, stats
 from genofed.federation.catalogue import CatalogueIndex, InvalidQuery, UnknownDataset
 from genofed.federation.guard import DatabaseNonces, read_body, refuse, verify_call
-from genofed.federation.hub import hub_service_info, require_hub
+from genofed.federation.hub import HUB_ID, hub_service_info, require_hub
 from genofed.federation.signing import (
     KeyLookup,
     SignatureRefused,
+    SignedAuth,
     Verified,
     load_private_key,
     public_key_from_text,
@@ -111,7 +112,9 @@ def create_hub_app(settings: Settings) -> FastAPI:
 async def _lifespan(app: FastAPI, *, settings: Settings) -> AsyncIterator[None]:
     hub = await anyio.to_thread.run_sync(open_hub, settings)
     app.state.hub = hub
-    app.state.fanout = beacon_network.open_client()  # one client for every call to the nodes
+    # one client for every call to the nodes, each call signed with the hub's key
+    signer = SignedAuth(load_private_key(settings.federation.signing_key), HUB_ID)
+    app.state.fanout = beacon_network.open_client(signer)
     try:
         yield
     finally:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
@@ -41,7 +41,8 @@ from typing import Any, Literal
 import anyio
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine, delete, select
 
@@ -515,7 +516,37 @@ def _nonces(app: FastAPI, engine: Engine) -> DatabaseNonces:
     return nonces
 
 
-@router.post("/federation/notify", status_code=202)
+async def check_hub_signatures(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """Middleware: a call that says it is signed (``Signature-Input``) must verify against the
+    pinned hub key, whatever route it is for. The hub signs every call it fans out (beacon
+    network, statistics, access requests); the node's public routes also answer unsigned
+    callers, but a forged or replayed hub call is refused (401) and audited, never served."""
+    if "signature-input" not in request.headers or request.url.path == NOTIFY_PATH:
+        return await call_next(request)  # the notice route verifies its calls itself
+    settings: Settings = request.app.state.settings
+    engine: Engine = request.app.state.node.engine
+    try:
+        await verify_call(
+            request,
+            engine=engine,
+            nonces=_nonces(request.app, engine),
+            key_for=partial(_hub_key, engine, settings),
+            window=settings.federation.clock_skew_seconds,
+            body=await request.body(),  # cached: the route reads it again
+        )
+    except HTTPException as refused:
+        return JSONResponse(
+            {"detail": refused.detail}, status_code=refused.status_code, headers=refused.headers
+        )
+    return await call_next(request)
+
+
+NOTIFY_PATH = "/federation/notify"
+
+
+@router.post(NOTIFY_PATH, status_code=202)
 async def notify(request: Request) -> dict[str, str]:
     """The hub tells the node something changed for it (signed with the pinned hub key):
     ``approved`` (publish now) or ``resync`` (publish everything again)."""
