@@ -292,7 +292,7 @@ def test_menus_show_only_what_the_roles_open(portal: Portal) -> None:
         )
         for user in (BOB, JANE, ALICE, OPS)
     }
-    everyone = {"/portal/", "/portal/catalogue"}
+    everyone = {"/portal/", "/portal/catalogue", "/portal/beacon"}
     assert links[BOB] == everyone | {"/portal/requests/new", "/portal/requests", "/portal/data"}
     assert links[JANE] == everyone | {"/portal/dac", "/portal/grants"}
     assert links[ALICE] == everyone | {"/portal/files", "/portal/metadata", "/portal/datasets"}

@@ -2,7 +2,9 @@
 
 Both need the ``operator`` role. The dashboard shows what ``genofed archive status`` and
 ``genofed archive errors`` print (files per state, queue depths, the error queue with reasons)
-and the files stopped in the error state with their error. The audit viewer filters entries as
+and the files stopped in the error state with their error, and the node's federation: its hub,
+where it stands there (as the sync loop last heard) and the members' health from the hub's
+``/services``. The audit viewer filters entries as
 ``genofed audit show`` does and verifies the hash chain as ``genofed audit verify`` does.
 """
 
@@ -14,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import anyio
+import httpx
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -21,6 +24,9 @@ from sqlalchemy.orm import Session
 from genofed import db
 from genofed.access import audit
 from genofed.archive.queue import FailedMessage, Queue
+from genofed.config import Settings
+from genofed.db.models import FederationLink
+from genofed.federation.node_sync import hub_url
 from genofed.web import render
 from genofed.web.routing import PortalRoute
 from genofed.web.session import Visitor, viewing
@@ -29,6 +35,7 @@ from genofed.web.work import reading
 OPERATOR = "operator"
 PAGE_SIZE = 50
 ERRORS_SHOWN = 50
+HUB_TIMEOUT_S = 5.0
 router = APIRouter(route_class=PortalRoute)
 operating = viewing(OPERATOR, doing="Looking after the node")
 
@@ -100,23 +107,83 @@ async def read_queue(queue: Queue, pipeline: Pipeline) -> None:
         pipeline.queue_error = f"{type(error).__name__}: {error}"
 
 
+@dataclass(frozen=True)
+class Member:
+    """A member node as the hub's registry sees it."""
+
+    name: str
+    country: str
+    health: str
+    last_heartbeat: str | None
+
+
+@dataclass
+class Federation:
+    """The node's membership: its hub, its link row (None before the first join) and the
+    members' health; ``hub_error`` when the hub's registry could not be read."""
+
+    hub_url: str = ""
+    link: FederationLink | None = None
+    members: list[Member] = field(default_factory=list)
+    hub_error: str | None = None
+
+
+def federation_link(session: Session, url: str) -> FederationLink | None:
+    """Where the node stands at ``url``, as the sync loop last recorded it (detached copy)."""
+    link = session.get(FederationLink, url) if url else None
+    if link is not None:
+        session.expunge(link)
+    return link
+
+
+async def read_members(federation: Federation) -> None:
+    """The members' health from the hub's ``/services``; a dead hub is shown, not a failure."""
+    try:
+        async with httpx.AsyncClient(timeout=HUB_TIMEOUT_S) as client:
+            response = await client.get(f"{federation.hub_url}/services")
+        response.raise_for_status()
+        listed = response.json()
+    except (httpx.HTTPError, ValueError) as error:
+        federation.hub_error = f"{type(error).__name__}: {error}"
+        return
+    for entry in listed if isinstance(listed, list) else []:
+        seen = entry.get("federation", {}) if isinstance(entry, dict) else {}
+        if isinstance(entry, dict) and isinstance(seen, dict):
+            federation.members.append(
+                Member(
+                    str(entry.get("name", entry.get("id", ""))),
+                    str(entry.get("country", "")),
+                    str(seen.get("health", "unknown")),
+                    seen.get("last_heartbeat")
+                    if isinstance(seen.get("last_heartbeat"), str)
+                    else None,
+                )
+            )
+
+
 @router.get("/pipeline")
 async def pipeline(request: Request, visitor: Annotated[Visitor, Depends(operating)]) -> Response:
-    """Files per state, stopped files, queue depths and the error queue with reasons."""
+    """Files per state, stopped files, queue depths, the error queue with reasons, and the
+    node's federation."""
+    settings: Settings = request.app.state.settings
+    federation = Federation(hub_url(settings))
 
     def from_database() -> Pipeline:
         with reading(request) as session:
+            federation.link = federation_link(session, federation.hub_url)
             return Pipeline(counts(file_states(session)), stopped_files(session))
 
     shown = await anyio.to_thread.run_sync(from_database)
     await read_queue(request.app.state.queue, shown)
+    if federation.hub_url:
+        await read_members(federation)
     return render.page(
         request,
         "pipeline.html",
         identity=visitor.identity,
         csrf=visitor.csrf,
         title="Pipeline",
-        context={"pipeline": shown, "body_text": _body_text},
+        context={"pipeline": shown, "federation": federation, "body_text": _body_text},
     )
 
 

@@ -17,6 +17,7 @@ from genofed.access import users
 from genofed.access.tokens import InvalidToken, verify_token
 from genofed.web import (
     access_pages,
+    beacon_pages,
     catalogue_pages,
     dac_pages,
     operator_pages,
@@ -158,6 +159,7 @@ def home(request: Request, visitor: Annotated[Visitor, Depends(signed_in)]) -> R
 
 
 router.include_router(catalogue_pages.router)
+router.include_router(beacon_pages.router)
 router.include_router(access_pages.router)
 router.include_router(dac_pages.router)
 router.include_router(submitter_pages.router)

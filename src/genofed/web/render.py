@@ -63,6 +63,12 @@ MENU = (
         "Search the datasets of every node of the federation.",
     ),
     MenuEntry(
+        "Beacon",
+        "/beacon",
+        frozenset({"requester", "dac_member", "submitter", "operator"}),
+        "Ask every node whether a variant is seen; each node's privacy guard decides the answer.",
+    ),
+    MenuEntry(
         "Apply for access",
         "/requests/new",
         frozenset({"requester"}),
