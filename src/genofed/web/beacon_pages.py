@@ -130,6 +130,7 @@ async def beacon(
     if any(asked[name] for name in ("chromosome", "start", "gene", "phenotype")):
         token = request.cookies.get(render.SESSION_COOKIE, "")
         outcome = await ask(settings, beacon_params(asked), token)
+        outcome.notes[:0] = lowered(asked["granularity"], outcome)
     return render.page(
         request,
         "beacon.html",
@@ -243,6 +244,17 @@ def _summary(status: int, body: dict[str, Any]) -> Outcome:
         count=count if isinstance(count, int) and not isinstance(count, bool) else None,
         granularity=str(granularity),
     )
+
+
+def lowered(wanted: str, outcome: Outcome) -> list[str]:
+    """A note when the answer is coarser than asked: a yes/no total looks like a count of
+    nothing otherwise."""
+    if wanted == "count" and outcome.exists is not None and outcome.granularity == "boolean":
+        return [
+            "You asked for counts, but every answer is yes or no only: the guards did not "
+            "allow counts to you (see the notes below)."
+        ]
+    return []
 
 
 def guard_notes(info: dict[str, Any]) -> list[str]:
