@@ -265,7 +265,7 @@ def guard_notes(info: dict[str, Any]) -> list[str]:
         if isinstance(item, dict) and item.get("note"):
             where = _dict(item.get("node")).get("name")
             held = f" (held by {where})" if where else ""
-            notes.append(f"Dataset {item.get('id')}{held}: {item['note']}.")
+            notes.append(f"Dataset {item.get('id')}{held}: {_sentence(item['note'])}")
         if isinstance(item, dict) and item.get("countIsExact") is False:
             notes.append(f"The count of dataset {item.get('id')} is coarsened: not exact.")
     withheld = [str(item) for item in _list(info.get("countsWithheld"))]
@@ -274,8 +274,8 @@ def guard_notes(info: dict[str, Any]) -> list[str]:
             "Counts withheld (these datasets answered yes or no only, so they are not in "
             f"the total): {', '.join(withheld)}."
         )
-    notes += [f"Not answered: {item}." for item in _list(info.get("notAnswered"))]
-    notes += [f"Warning: {item}." for item in _list(info.get("warnings"))]
+    notes += [f"Not answered: {_sentence(item)}" for item in _list(info.get("notAnswered"))]
+    notes += [f"Warning: {_sentence(item)}" for item in _list(info.get("warnings"))]
     return notes
 
 
@@ -311,6 +311,11 @@ async def filtering_terms(settings: Settings) -> list[tuple[str, str]]:
     ]
     _terms_cache[url] = (time.monotonic(), terms)
     return terms
+
+
+def _sentence(value: Any) -> str:
+    """A node's message as a sentence: one full stop, whether or not the node wrote one."""
+    return str(value).rstrip(". ") + "."
 
 
 def _dict(value: Any) -> dict[str, Any]:
