@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
@@ -41,10 +41,11 @@ from typing import Any, Literal
 import anyio
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine, delete, select
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from genofed import __version__, db
 from genofed.access import audit
@@ -516,31 +517,82 @@ def _nonces(app: FastAPI, engine: Engine) -> DatabaseNonces:
     return nonces
 
 
-async def check_hub_signatures(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """Middleware: a call that says it is signed (``Signature-Input``) must verify against the
-    pinned hub key, whatever route it is for. The hub signs every call it fans out (beacon
+class HubSignatureCheck:
+    """ASGI middleware: a call that says it is signed (``Signature-Input``) must verify against
+    the pinned hub key, whatever route it is for. The hub signs every call it fans out (beacon
     network, statistics, access requests); the node's public routes also answer unsigned
-    callers, but a forged or replayed hub call is refused (401) and audited, never served."""
-    if "signature-input" not in request.headers or request.url.path == NOTIFY_PATH:
-        return await call_next(request)  # the notice route verifies its calls itself
-    settings: Settings = request.app.state.settings
-    engine: Engine = request.app.state.node.engine
+    callers, but a forged or replayed hub call is refused (401) and audited, never served.
+
+    Plain ASGI rather than an ``http`` middleware: unsigned requests (uploads included) pass
+    through untouched, streaming and disconnects as before; a signed one is read whole (it is a
+    small JSON query), verified, then replayed to the route.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["path"] == NOTIFY_PATH  # the notice route verifies its calls itself
+            or not any(name == b"signature-input" for name, _ in scope["headers"])
+        ):
+            await self.app(scope, receive, send)
+            return
+        body = await _whole_body(receive)
+        if body is None:
+            return  # the caller went away
+        refused = await _refusal(scope, body)
+        if refused is not None:
+            await refused(scope, receive, send)
+            return
+        await self.app(scope, _replaying(body, receive), send)
+
+
+async def _whole_body(receive: Receive) -> bytes | None:
+    parts, more = [], True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        parts.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    return b"".join(parts)
+
+
+async def _refusal(scope: Scope, body: bytes) -> JSONResponse | None:
+    """None when the call verifies; else the 401 answer (already logged and audited)."""
+    app: FastAPI = scope["app"]
+    settings: Settings = app.state.settings
+    engine: Engine = app.state.node.engine
     try:
         await verify_call(
-            request,
+            Request(scope),
             engine=engine,
-            nonces=_nonces(request.app, engine),
+            nonces=_nonces(app, engine),
             key_for=partial(_hub_key, engine, settings),
             window=settings.federation.clock_skew_seconds,
-            body=await request.body(),  # cached: the route reads it again
+            body=body,
         )
     except HTTPException as refused:
         return JSONResponse(
             {"detail": refused.detail}, status_code=refused.status_code, headers=refused.headers
         )
-    return await call_next(request)
+    return None
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives the route the body already read, then what follows."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 NOTIFY_PATH = "/federation/notify"

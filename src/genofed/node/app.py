@@ -156,7 +156,7 @@ def create_app(
     app.include_router(data_routes)
     app.include_router(htsget_routes)
     app.include_router(node_sync.router)
-    app.middleware("http")(node_sync.check_hub_signatures)
+    app.add_middleware(node_sync.HubSignatureCheck)
     app.include_router(beacon_routes)
     app.include_router(stats_routes)
     app.include_router(portal_routes)
