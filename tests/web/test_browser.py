@@ -242,6 +242,8 @@ def test_apply_approve_download_command_and_audit(browser: Any, node: Served, sh
 PAGES = [
     ("login", None, "/portal/login"),
     ("home", BOB, "/portal/"),
+    ("catalogue", BOB, "/portal/catalogue"),
+    ("beacon", BOB, "/portal/beacon"),
     ("apply", BOB, "/portal/requests/new"),
     ("my-requests", BOB, "/portal/requests"),
     ("my-data", BOB, "/portal/data"),
