@@ -199,3 +199,14 @@ def test_provider_keys_are_fetched_from_its_jwks_url(
         settings = _trusting(node, jwks_url=f"{url}/jwks")
         token = _provider_token(provider_key, kid="k-url")
         assert verify_token(settings, token).subject == "frank@university.example"
+
+
+def test_a_provider_subject_with_control_characters_is_refused(
+    node: Settings, tmp_path: Path, provider_key: rsa.RSAPrivateKey
+) -> None:
+    jwks_file = tmp_path / "provider.json"
+    jwks_file.write_text(json.dumps(_jwks(provider_key, "k1")))
+    settings = _trusting(node, jwks_file=jwks_file)
+    forged_line = _provider_token(provider_key, sub="eve\nINFO granted admin")
+    with pytest.raises(InvalidToken, match="control character"):
+        verify_token(settings, forged_line)
