@@ -1,0 +1,1 @@
+"""GISAID-style pathogen sharing: organisms, FASTA reading and submission-batch validation."""
