@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -49,7 +50,8 @@ def write_sheet(
     """A TSV (or CSV, by suffix) sheet of ``rows``."""
     delimiter = "," if path.name.endswith(".csv") else "\t"
     names = list(columns)
-    lines = [delimiter.join(names)]
-    lines += [delimiter.join(row.get(name, "") for name in names) for row in rows]
-    path.write_text("\n".join(lines) + "\n")
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out, delimiter=delimiter)
+        writer.writerow(names)
+        writer.writerows([row.get(name, "") for name in names] for row in rows)
     return path

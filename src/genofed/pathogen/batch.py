@@ -114,6 +114,8 @@ def validate_batch(
                     "add the sequence to the FASTA with this id as its header, or remove the row",
                 )
             )
+    # a FASTA id repeated later rejects its first copy too: which one is meant is unknown
+    report.valid = [e for e in report.valid if e.sequence_id not in report.rejected_ids]
     return report
 
 
