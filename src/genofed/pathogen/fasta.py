@@ -9,7 +9,7 @@ pass, so problems are attached to their record, or kept on the reader for the wh
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from genofed.pathogen.compression import STREAM_ERRORS, CompressionError, open_binary
@@ -111,7 +111,8 @@ def iter_fasta(lines: Iterable[bytes], name: str, problems: list[Problem]) -> It
                     stray_reported = True
             else:
                 if decode_problem:
-                    pending.header_problems.append(decode_problem)
+                    record_id = pending.id or None
+                    pending.header_problems.append(replace(decode_problem, record=record_id))
                 pending.chunks.append((number, text.strip()))
     except STREAM_ERRORS as error:
         problems.append(_broken(name, number, error))
