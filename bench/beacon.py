@@ -31,7 +31,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import statistics
 import struct
 import subprocess
@@ -60,6 +59,7 @@ from genofed.config import Settings, load_settings
 from genofed.metadata.accessions import allocate
 from genofed.node.directory import init_node
 from genofed.storage import open_store
+from served import ServedApp
 
 CHROM, CHROM_LENGTH, FIRST_POS = "22", 50_818_468, 16_050_000
 MEAN_GAP = 33  # bp between records: ~30,000 variants per Mb, as in 1000 Genomes chromosome 22
@@ -424,45 +424,12 @@ def with_bcftools(
     }
 
 
-class Server:
-    """The node app (with the beacon routes) in a process of its own, on 127.0.0.1."""
-
-    def __init__(self, config: Path) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(128)
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        fd = self._sock.fileno()
-        self._process = subprocess.Popen(
-            [sys.executable, "-c", SERVER, str(config), str(fd)], pass_fds=[fd]
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise SystemExit("the node's server exited: see its log above")
-            try:
-                httpx.get(f"{self.url}/beacon/info", timeout=5).raise_for_status()
-                return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise SystemExit("the node's server did not answer within 60 s")
-
-    def stop(self) -> None:
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        self._sock.close()
-
-
 def over_http(
     node: Node, sites: Sequence[Site], spans: Sequence[tuple[int, int]]
 ) -> dict[str, list[float]]:
     """``/beacon/g_variants`` at count granularity, as a reader with a grant (the guard lets
     readers through, so this times the index and the API, not the budget)."""
-    server = Server(node.config)
+    server = ServedApp(SERVER, node.config, probe="/beacon/info", what="the node's server")
     token = issue_token(node.settings, READER, ["requester"])
     headers = {"Authorization": f"Bearer {token}"}
     try:

@@ -24,7 +24,6 @@ import base64
 import hashlib
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,7 @@ from genofed.dataout import service
 from genofed.metadata.accessions import allocate
 from genofed.node.directory import init_node, node_secret_key
 from genofed.storage import open_store
+from served import ServedApp
 
 MIB = 1024 * 1024
 READ = 1 << 20
@@ -207,45 +207,6 @@ def _release(session: Session, settings: Settings, accessions: list[str]) -> str
     return str(dataset.accession)
 
 
-class Server:
-    """The node in a process of its own, on a socket bound here to a free 127.0.0.1 port."""
-
-    def __init__(self, config: Path) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(1024)
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        fd = self._sock.fileno()
-        command = [sys.executable, "-c", SERVER, str(config), str(fd)]
-        self._process = subprocess.Popen(command, pass_fds=[fd])
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise SystemExit("the node's server exited: see its log above")
-            try:
-                httpx.get(f"{self.url}/service-info", timeout=5).raise_for_status()
-                return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise SystemExit("the node's server did not answer within 60 s")
-
-    @property
-    def pid(self) -> int:
-        return self._process.pid
-
-    def stop(self) -> None:
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        self._sock.close()
-
-
 # -- measurements -------------------------------------------------------------------------------
 
 
@@ -396,7 +357,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def concurrent(bench: Bench, server: Server, clients: int) -> Crowd:
+def concurrent(bench: Bench, server: ServedApp, clients: int) -> Crowd:
     """``clients`` downloads of the small file at once, each decrypted as it streams in and its
     plaintext's sha256 compared with the archived one."""
     path = f"/data/files/{bench.small.accession}"
@@ -499,7 +460,7 @@ def report(bench: Bench, work: Path, args: argparse.Namespace) -> None:
         f"node in {work.parent}: a {args.size_mib} MiB and a {args.small_mib} MiB file of random "
         f"bytes; best of {args.repeat} runs; {os.cpu_count()} cores"
     )
-    server = Server(bench.config)
+    server = ServedApp(SERVER, bench.config, what="the node's server")
     try:
         print(f"{'sink':<12}{'plain copy':>14}{'download':>14}{'ratio':>8}")
         for sink, (plain, fetched) in single_file(bench, server.url, work, args.repeat).items():

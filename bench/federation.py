@@ -27,8 +27,6 @@ import random
 import shutil
 import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import tomllib
@@ -54,6 +52,7 @@ from genofed.metadata import duo
 from genofed.metadata.accessions import allocate
 from genofed.node.directory import init_node
 from genofed.synthetic import write_synthetic_vcf
+from served import ServedApp, listening
 
 TARGET_P95_MS = 50.0
 NETWORK_P95_MS = 150.0  # the beacon network: a query through the hub to three nodes
@@ -210,48 +209,6 @@ def _join(node_id: str, country: str, key: str | None = None) -> registry.JoinRe
 # -- the hub in a process of its own --------------------------------------------------------------
 
 
-def listening() -> socket.socket:
-    """A socket on a free 127.0.0.1 port, listening: a server process is handed it."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(1024)
-    return sock
-
-
-class Server:
-    """The hub (or, with ``script``, a node) in a separate process, on a socket bound here to a
-    free 127.0.0.1 port (or the one given)."""
-
-    def __init__(
-        self, config: Path, script: str = SERVER, sock: socket.socket | None = None
-    ) -> None:
-        self._sock = sock or listening()
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        fd = self._sock.fileno()
-        self._process = subprocess.Popen(
-            [sys.executable, "-c", script, str(config), str(fd)], pass_fds=[fd]
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise SystemExit("the hub's server exited: see its log above")
-            try:
-                httpx.get(f"{self.url}/service-info", timeout=5).raise_for_status()
-                return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise SystemExit("the hub's server did not answer within 60 s")
-
-    def stop(self) -> None:
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        self._sock.close()
-
-
 # -- measurements ----------------------------------------------------------------------------------
 
 
@@ -305,7 +262,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def publication(
-    server: Server, settings: Settings, rng: random.Random, count: int
+    server: ServedApp, settings: Settings, rng: random.Random, count: int
 ) -> tuple[float, float]:
     """Datasets per second published over HTTP by one signed node, and the first search after."""
     key = Ed25519PrivateKey.generate()
@@ -455,8 +412,8 @@ def beacon_network(work: Path, args: argparse.Namespace) -> None:
     """The beacon network's fan-out and merge through a hub of its own and three nodes, each in
     a process of its own (2 cores for the four servers and this client)."""
     made = init_hub(work / "network-hub", name="Benchmark network")
-    hub = Server(made.config_file)
-    nodes: list[Server] = []
+    hub = ServedApp(SERVER, made.config_file, what="the hub's server")
+    nodes: list[ServedApp] = []
     try:
         started = time.perf_counter()
         members = [network_node(work, c, args, hub.url) for c in NETWORK_COUNTRIES]
@@ -465,7 +422,9 @@ def beacon_network(work: Path, args: argparse.Namespace) -> None:
             f"\nbeacon network: 3 nodes of {args.bn_samples} samples, records {records} (chr22, "
             f"generated), indexed in {time.perf_counter() - started:.0f} s"
         )
-        nodes = [Server(m.config, NODE_SERVER, m.sock) for m in members]
+        nodes = [
+            ServedApp(NODE_SERVER, m.config, what="a node's server", sock=m.sock) for m in members
+        ]
         _approved(made.settings, hub.url)
         report_network(hub.url, nodes[0].url, members[0].sites, args)
     finally:
@@ -531,7 +490,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
         f"hub: {args.datasets:,} datasets of {args.nodes} nodes registered in {seconds:.1f} s "
         f"(SQLite, {db.render_url(made.settings.database_url)})"
     )
-    server = Server(made.config_file)
+    server = ServedApp(SERVER, made.config_file, what="the hub's server")
     try:
         with httpx.Client(base_url=server.url, timeout=60) as client:
             start = time.perf_counter()
