@@ -8,9 +8,10 @@ operators (all grants, to answer an incident). A refused decision is audited as 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 from sqlalchemy.orm import Session
@@ -25,6 +26,7 @@ from genofed.web.session import Visitor, acting, viewing
 from genofed.web.work import REFUSALS, reading, writing
 
 DAC_MEMBER, OPERATOR = "dac_member", "operator"
+T = TypeVar("T")
 router = APIRouter(route_class=PortalRoute)
 deciding_view = viewing(DAC_MEMBER, doing="Deciding on access requests")
 deciding = acting(DAC_MEMBER, doing="Deciding on access requests")
@@ -96,12 +98,19 @@ def _items(session: Session, member: str, status: RequestStatus) -> list[Pending
     return [pending_view(item, member) for item in found]
 
 
-def _decided(request: Request, message: str) -> Response:
-    return render.redirect(request, "/dac", render.Flash("ok", message))
-
-
-def _not_decided(request: Request, error: Exception) -> Response:
-    return render.redirect(request, "/dac", render.Flash("error", str(error)))
+def _decide(
+    request: Request,
+    visitor: Visitor,
+    step: Callable[[Session], T],
+    done: Callable[[T], str],
+) -> Response:
+    """Run one decision in a writing session; back to the inbox with what happened (or why
+    the service refused it)."""
+    try:
+        result = writing(request, visitor, step)
+    except REFUSALS as error:
+        return render.redirect(request, "/dac", render.Flash("error", str(error)))
+    return render.redirect(request, "/dac", render.Flash("ok", done(result)))
 
 
 def _optional_days(text: str) -> int | None:
@@ -136,14 +145,14 @@ def approve(
             acknowledge_mismatches=acknowledge,
         )
 
-    try:
-        grant = writing(request, visitor, step)
-    except REFUSALS as error:
-        return _not_decided(request, error)
-    return _decided(
+    return _decide(
         request,
-        f"Item {item_id} approved: {grant.subject} may read {grant.dataset_accession} until "
-        f"{render.when(grant.expires_at)}.",
+        visitor,
+        step,
+        lambda grant: (
+            f"Item {item_id} approved: {grant.subject} may read {grant.dataset_accession} "
+            f"until {render.when(grant.expires_at)}."
+        ),
     )
 
 
@@ -159,11 +168,12 @@ def reject(
     def step(session: Session) -> None:
         access.reject(session, visitor.subject, item_id, comment=comment)
 
-    try:
-        writing(request, visitor, step)
-    except REFUSALS as error:
-        return _not_decided(request, error)
-    return _decided(request, f"Item {item_id} rejected; the requester sees your reason.")
+    return _decide(
+        request,
+        visitor,
+        step,
+        lambda _: f"Item {item_id} rejected; the requester sees your reason.",
+    )
 
 
 @router.post("/dac/items/{item_id}/changes")
@@ -178,11 +188,9 @@ def request_changes(
     def step(session: Session) -> None:
         access.request_changes(session, visitor.subject, item_id, comment=comment)
 
-    try:
-        writing(request, visitor, step)
-    except REFUSALS as error:
-        return _not_decided(request, error)
-    return _decided(request, f"Item {item_id} sent back to the requester for changes.")
+    return _decide(
+        request, visitor, step, lambda _: f"Item {item_id} sent back to the requester for changes."
+    )
 
 
 # -- grants -------------------------------------------------------------------------------------
