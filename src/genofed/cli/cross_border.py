@@ -24,16 +24,12 @@ from genofed.cli.access import (
     ProjectOption,
 )
 from genofed.cli.common import err_console, fail, say
-from genofed.cli.federation import HUB_ENV, print_table
+from genofed.cli.federation import HubOption, hub_url, print_table
 from genofed.cli.remote import NodeOption, TokenOption, bearer_token, node_url
-from genofed.cli.stats import hub_url
 
 app = typer.Typer(
     help="Request access at the hub to datasets of several nodes, and follow the requests.",
     no_args_is_help=True,
-)
-HubOption = typer.Option(
-    None, "--hub", envvar=HUB_ENV, help="The hub's URL; default: the node's federation.hub_url."
 )
 
 

@@ -22,6 +22,9 @@ from rich.text import Text
 from genofed.cli.common import err_console, fail, run_guarded, say
 
 HUB_ENV = "GENOFED_FEDERATION__HUB_URL"
+HubOption = typer.Option(
+    None, "--hub", envvar=HUB_ENV, help="The hub's URL; default: the node's federation.hub_url."
+)
 out_console = Console(soft_wrap=True, emoji=False)
 
 
@@ -96,15 +99,13 @@ def search(
     ),
     page: int = typer.Option(1, "--page", min=1),
     page_size: int = typer.Option(20, "--page-size", min=1, max=100),
-    hub: str | None = typer.Option(
-        None, "--hub", envvar=HUB_ENV, help="The hub's URL; default: the node's federation.hub_url."
-    ),
+    hub: str | None = HubOption,
     json_output: bool = typer.Option(False, "--json", help="Print the hub's JSON answer."),
 ) -> None:
     """Search the federation's catalogue of datasets (repeat an option for OR; options AND)."""
     import httpx
 
-    url = _hub_url(hub)
+    url = hub_url(hub)
     params: dict[str, Any] = {
         "q": " ".join(text or []),
         "country": country or [],
@@ -129,7 +130,8 @@ def search(
         _print_results(found)
 
 
-def _hub_url(given: str | None) -> str:
+def hub_url(given: str | None) -> str:
+    """The hub to ask: as given, else the node's ``federation.hub_url``."""
     if not given:
         from genofed.config import load_settings
 

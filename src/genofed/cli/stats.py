@@ -17,7 +17,7 @@ from typing import Any
 import typer
 
 from genofed.cli.common import fail, say
-from genofed.cli.federation import HUB_ENV, print_table
+from genofed.cli.federation import HubOption, hub_url, print_table
 from genofed.cli.remote import NodeOption, TokenOption, bearer_token, node_url
 
 app = typer.Typer(
@@ -58,9 +58,7 @@ def allele_frequency(
         ..., "--variant", help="CHROM-POS-REF-ALT, 1-based as in a VCF, e.g. 1-55516888-G-GA."
     ),
     assembly: str = typer.Option("GRCh38", "--assembly", help="GRCh38 or GRCh37."),
-    hub: str | None = typer.Option(
-        None, "--hub", envvar=HUB_ENV, help="The hub's URL; default: the node's federation.hub_url."
-    ),
+    hub: str | None = HubOption,
     node: str | None = NodeOption,
     token: str | None = TokenOption,
     json_output: bool = typer.Option(False, "--json", help="Print the hub's JSON answer."),
@@ -88,20 +86,6 @@ def allele_frequency(
         return
     print_table(COLUMNS, rows(found))
     _notes(found)
-
-
-def hub_url(given: str | None) -> str:
-    """The hub to ask: as given, else the node's ``federation.hub_url``."""
-    if not given:
-        from genofed.config import load_settings
-
-        try:
-            given = load_settings().federation.hub_url
-        except (FileNotFoundError, ValueError):
-            given = ""
-    if not given:
-        raise fail(f"which hub? give --hub URL or set {HUB_ENV}")
-    return given.rstrip("/")
 
 
 def _identity(node: str | None, token: str | None) -> dict[str, str]:
