@@ -239,16 +239,7 @@ _public = APIRouter()
 @_public.get("/service-info")
 def service_info(request: Request) -> dict[str, Any]:
     """GA4GH service-info: what this service is, for registries and the federation hub."""
-    settings: Settings = request.app.state.settings
-    return {
-        "id": f"org.genofed.node.{settings.country.lower()}",
-        "name": settings.node_name,
-        "type": {"group": "org.ga4gh", "artifact": "genofed-node", "version": __version__},
-        "description": "A genofed national node: Crypt4GH archive of sensitive genomic data.",
-        "organization": {"name": settings.node_name, "url": settings.http.public_url},
-        "version": __version__,
-        "country": settings.country,
-    }
+    return node_sync.node_service_info(request.app.state.settings)
 
 
 @_public.get("/crypt4gh/public-key")
