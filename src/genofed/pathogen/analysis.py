@@ -1,0 +1,131 @@
+"""What processing finds in one genome: its differences from the organism's reference, in
+Nextclade notation, and its quality.
+
+:class:`Analysis` is the contract between the aligner (:mod:`~genofed.pathogen.alignment`,
+:mod:`~genofed.pathogen.mutations`, :mod:`~genofed.pathogen.qc`), the stored records (as JSON)
+and the queries. Coordinates are 1-based and in the reference; notation as Nextclade and LAPIS
+write it:
+
+- nucleotide substitution ``C241T``, deletion per position ``A21765-``,
+  insertion after a position ``22204:GAGCCAGAA``;
+- amino-acid substitution ``S:E484K`` (a stop is ``*``: ``ORF8:Q27*``), deletion ``S:H69-``,
+  insertion after a codon ``S:214:EPE``;
+- frameshift ``ORF8:12-15`` (the codon range of the reference the shift affects).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from genofed.errors import GenofedError
+from genofed.pathogen.organisms import Organism
+
+GOOD, MEDIOCRE, BAD = "good", "mediocre", "bad"
+_POSITION = re.compile(r"\d+")
+
+
+class AlignmentError(GenofedError):
+    """A sequence cannot be aligned to the organism's reference (another virus, too short, ...);
+    the message says what was found and what to check."""
+
+
+@dataclass(frozen=True)
+class QcRule:
+    """One quality-control rule's verdict, e.g. ``missing_data`` with score 12.5."""
+
+    name: str
+    score: float
+    status: str  # good | mediocre | bad
+    detail: str  # what was counted, against which threshold
+
+
+@dataclass(frozen=True)
+class Qc:
+    """The overall verdict: ``errors`` stop a release, ``warnings`` ask a curator to look."""
+
+    status: str
+    score: float
+    rules: tuple[QcRule, ...]
+    warnings: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Analysis:
+    organism: str
+    length: int  # of the submitted sequence
+    alignment_start: int  # first and last reference positions the sequence covers
+    alignment_end: int
+    substitutions: tuple[str, ...]
+    deletions: tuple[str, ...]
+    insertions: tuple[str, ...]
+    missing: tuple[tuple[int, int], ...]  # runs of N inside the aligned range, inclusive
+    ambiguous: tuple[str, ...]  # mixed sites as IUPAC code + position, e.g. ``R1234``
+    aa_substitutions: tuple[str, ...]
+    aa_deletions: tuple[str, ...]
+    aa_insertions: tuple[str, ...]
+    frameshifts: tuple[str, ...]
+    stop_codons: tuple[str, ...]  # premature stops, ``ORF8:27``
+    qc: Qc
+    extra: dict[str, Any] = field(default_factory=dict)  # room for later fields, kept in JSON
+
+    @property
+    def nucleotide_mutations(self) -> tuple[str, ...]:
+        """Substitutions and deletions, by position (LAPIS's ``nucleotideMutations``)."""
+        return tuple(sorted(self.substitutions + self.deletions, key=position))
+
+    @property
+    def amino_acid_mutations(self) -> tuple[str, ...]:
+        return self.aa_substitutions + self.aa_deletions
+
+    def unknown(self, reference_length: int) -> tuple[tuple[int, int], ...]:
+        """Reference ranges with no usable base: N runs and the uncovered ends."""
+        ranges = list(self.missing)
+        if self.alignment_start > 1:
+            ranges.insert(0, (1, self.alignment_start - 1))
+        if self.alignment_end < reference_length:
+            ranges.append((self.alignment_end + 1, reference_length))
+        return tuple(ranges)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Analysis:
+        qc = data["qc"]
+        rules = tuple(QcRule(**rule) for rule in qc["rules"])
+        verdict = Qc(qc["status"], qc["score"], rules, tuple(qc["warnings"]), tuple(qc["errors"]))
+        plain = {
+            key: tuple(value) if isinstance(value, list) else value
+            for key, value in data.items()
+            if key != "qc"
+        }
+        plain["missing"] = tuple(tuple(pair) for pair in data["missing"])
+        return cls(**plain, qc=verdict)
+
+
+def position(mutation: str) -> int:
+    """The reference position a nucleotide mutation names (``C241T`` → 241)."""
+    found = _POSITION.search(mutation)
+    if found is None:
+        raise ValueError(f"{mutation!r} names no position")
+    return int(found.group())
+
+
+def analyse(organism: Organism, sequence: str) -> Analysis:
+    """Align one genome to ``organism``'s reference, call its mutations and judge its quality.
+
+    Raises :class:`AlignmentError` when the sequence does not align.
+    """
+    raise NotImplementedError("the aligner lands with genofed.pathogen.alignment")
+
+
+def analyse_many(
+    organism: Organism, sequences: Iterable[str], workers: int | None = None
+) -> Iterator[Analysis | AlignmentError]:
+    """:func:`analyse` over many genomes on ``workers`` processes (default: every core), in
+    order; a genome that does not align yields its :class:`AlignmentError` instead."""
+    raise NotImplementedError("the aligner lands with genofed.pathogen.alignment")
