@@ -98,7 +98,7 @@ class Analysis:
         qc = data["qc"]
         rules = tuple(QcRule(**rule) for rule in qc["rules"])
         verdict = Qc(qc["status"], qc["score"], rules, tuple(qc["warnings"]), tuple(qc["errors"]))
-        plain = {
+        plain: dict[str, Any] = {
             key: tuple(value) if isinstance(value, list) else value
             for key, value in data.items()
             if key != "qc"
