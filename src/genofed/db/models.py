@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Dialect,
     Enum,
@@ -682,3 +683,139 @@ class HubDataset(Base):
     seq: Mapped[int] = mapped_column(BigInteger, index=True)
     published_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# -- pathogen records: submissions, entries and their history, terms, snapshot sets ------------
+
+
+class PathogenState(enum.StrEnum):
+    """Where a pathogen entry is, in the manner of Loculus."""
+
+    RECEIVED = "received"  # validated and stored; waits for processing
+    PROCESSING = "processing"  # being aligned and checked
+    PROCESSED = "processed"  # analysed; ``outcome`` says ok, warnings or errors
+    APPROVED = "approved"  # a curator accepted it
+    RELEASED = "released"  # public under its data-use terms, as accession.version
+    REJECTED = "rejected"  # a curator turned it down
+    REVOKED = "revoked"  # withdrawn after release: kept, flagged
+
+
+class PathogenOrganism(Base):
+    """An organism an operator added (the shipped ones live in the package): reference FASTA,
+    GFF3 and schema, kept here so that they survive restarts."""
+
+    __tablename__ = "pathogen_organisms"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reference_fasta: Mapped[str] = mapped_column(Text)
+    annotation_gff3: Mapped[str] = mapped_column(Text)
+    earliest_date: Mapped[date] = mapped_column(Date)
+    required: Mapped[list[str]] = mapped_column(JSON, default=list)
+    optional: Mapped[list[str]] = mapped_column(JSON, default=list)
+    added_by: Mapped[str] = mapped_column(String(255))
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PathogenSubmission(Base):
+    """One batch (FASTA + metadata sheet) as it arrived, with the problems validation found."""
+
+    __tablename__ = "pathogen_submissions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_file_id)
+    submitter: Mapped[str] = mapped_column(String(255), index=True)
+    organism: Mapped[str] = mapped_column(String(64))
+    fasta_name: Mapped[str] = mapped_column(String(1024))
+    sheet_name: Mapped[str] = mapped_column(String(1024))
+    problems: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PathogenEntry(Base):
+    """One version of one pathogen record: its sequence, metadata, analysis and state.
+
+    A revision is a new row with the same accession and the next version; earlier versions stay.
+    ``change_seq`` grows with every release and revocation, so replication and query stores
+    catch up by reading what is newer.
+    """
+
+    __tablename__ = "pathogen_entries"
+    __table_args__ = (
+        UniqueConstraint("accession", "version"),
+        Index("ix_pathogen_entries_state_organism", "state", "organism"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    accession: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    submission_id: Mapped[str] = mapped_column(
+        ForeignKey("pathogen_submissions.id", ondelete="CASCADE"), index=True
+    )
+    organism: Mapped[str] = mapped_column(String(64))
+    submitter: Mapped[str] = mapped_column(String(255), index=True)
+    sequence_id: Mapped[str] = mapped_column(String(255))  # the submitter's FASTA id
+    virus_name: Mapped[str] = mapped_column(String(255), index=True)
+    sheet_metadata: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    sequence: Mapped[bytes] = mapped_column(LargeBinary)  # zlib-compressed, unaligned
+    state: Mapped[PathogenState] = mapped_column(
+        _string_enum(PathogenState, "pathogen_state"), default=PathogenState.RECEIVED
+    )
+    outcome: Mapped[str | None] = mapped_column(String(16))  # ok / warnings / errors
+    analysis: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)  # why processing failed (no alignment)
+    data_use_terms: Mapped[str] = mapped_column(String(16), default="open")
+    restricted_until: Mapped[date | None] = mapped_column(Date)
+    host_sample: Mapped[str | None] = mapped_column(String(64))  # a controlled sample here
+    host_dataset: Mapped[str | None] = mapped_column(String(64))  # the dataset that holds it
+    change_seq: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    released_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    events: Mapped[list[PathogenEvent]] = relationship(
+        back_populates="entry",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="PathogenEvent.id",
+    )
+
+
+class PathogenEvent(Base):
+    """One transition of an entry: the state it entered, who moved it, when and why."""
+
+    __tablename__ = "pathogen_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    entry_id: Mapped[int] = mapped_column(
+        ForeignKey("pathogen_entries.id", ondelete="CASCADE"), index=True
+    )
+    state: Mapped[PathogenState] = mapped_column(_string_enum(PathogenState, "pathogen_state"))
+    actor: Mapped[str] = mapped_column(String(255))
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    entry: Mapped[PathogenEntry] = relationship(back_populates="events")
+
+
+class PathogenTermsAcceptance(Base):
+    """A user accepted the node's pathogen data-use terms (``open``) or the restricted-use
+    terms (``restricted``), in the version shown to them."""
+
+    __tablename__ = "pathogen_terms_acceptances"
+
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    terms: Mapped[str] = mapped_column(String(16), primary_key=True)
+    terms_version: Mapped[str] = mapped_column(String(32))
+    accepted_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PathogenSnapshot(Base):
+    """A citable set of accession.versions, frozen with their acknowledgements."""
+
+    __tablename__ = "pathogen_snapshots"
+
+    identifier: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(String(255))
+    created_by: Mapped[str] = mapped_column(String(255))
+    members: Mapped[list[str]] = mapped_column(JSON, default=list)
+    acknowledgements: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
