@@ -33,7 +33,7 @@ from genofed.access import jwks as jwks_cache
 from genofed.config import Settings, TrustedIssuer
 from genofed.errors import GenofedError
 
-ROLES = frozenset({"submitter", "requester", "dac_member", "operator"})
+ROLES = frozenset({"submitter", "requester", "dac_member", "operator", "curator"})
 ALGORITHM = "EdDSA"
 LEEWAY = timedelta(seconds=30)  # clock skew tolerated between the issuer and the node
 REQUIRED_CLAIMS = ("iss", "sub", "aud", "iat", "exp", "jti")

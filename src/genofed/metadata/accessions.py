@@ -21,7 +21,10 @@ from genofed.errors import GenofedError
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 DIGITS = 11
-# One letter per kind; FILE is not a metadata object but is accessioned alike.
+PATHOGEN_RECORD = "pathogen"
+PATHOGEN_SET = "pathogen_set"
+# One letter per kind; files and pathogen records are not metadata objects but are accessioned
+# alike.
 KIND_LETTERS = {
     "file": "F",
     ObjectKind.DATASET: "D",
@@ -32,6 +35,8 @@ KIND_LETTERS = {
     ObjectKind.ANALYSIS: "Z",
     ObjectKind.DAC: "C",
     ObjectKind.POLICY: "P",
+    PATHOGEN_RECORD: "V",  # a viral genome record, versioned: GFBEV00000000042X.2
+    PATHOGEN_SET: "E",  # a citable snapshot set of pathogen records
 }
 KINDS_BY_LETTER = {letter: kind for kind, letter in KIND_LETTERS.items()}
 OURS = re.compile(r"^GF([A-Z]{2})([A-Z])(\d{11})([0-9A-Z])$")
@@ -86,6 +91,19 @@ def parse(text: str, *, country: str | None = None) -> Accession:
         f"{text!r} is not an accession: expected GF + country + kind letter + 11 digits + check "
         "character (e.g. GFBEF00000000001?), or EGAF/EGAD + 11 digits"
     )
+
+
+def parse_versioned(text: str) -> tuple[Accession, int | None]:
+    """An accession with an optional version suffix: ``GFBEV00000000042X.2`` → (…, 2)."""
+    base, dot, version = text.strip().partition(".")
+    if not dot:
+        return parse(base), None
+    if not version.isdigit() or int(version) < 1:
+        raise InvalidAccession(
+            f"{text!r} has the version {version!r}: write a whole number from 1 after the dot, "
+            "e.g. GFBEV00000000042X.2"
+        )
+    return parse(base), int(version)
 
 
 def _kind(letter: str, text: str) -> str:

@@ -1,0 +1,293 @@
+"""Submission: a validated batch becomes entries in state ``received``, with accessions.
+
+Validation (:func:`~genofed.pathogen.batch.validate_batch`) lists every problem; on top of it
+this module refuses what earlier submissions make a duplicate: a sequence id the same lab used
+before, a virus name anyone on the node used before. With problems, nothing is stored unless the
+submitter chooses to take the valid part (``accept_valid``); the rest is fixed and resubmitted.
+
+A revision is a one-record batch for a released record: it becomes the record's next version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from genofed.db import PathogenEntry, PathogenEvent, PathogenState, PathogenSubmission
+from genofed.metadata.accessions import PATHOGEN_RECORD, allocate_many
+from genofed.pathogen.batch import BatchEntry, BatchReport, validate_batch
+from genofed.pathogen.entries import (
+    Conflict,
+    NotAllowed,
+    NotFound,
+    compress,
+    latest_public,
+    move,
+    record_accession,
+    versions,
+)
+from genofed.pathogen.organisms import Organism
+from genofed.pathogen.problems import Problem, shown
+from genofed.pathogen.terms import Terms
+
+
+@dataclass
+class SubmissionOutcome:
+    """What became of a batch: its problems, and the accession of each stored sequence."""
+
+    organism: str
+    problems: list[Problem]
+    accessions: dict[str, str] = field(default_factory=dict)  # sequence id → accession.version
+    submission_id: str | None = None
+
+    @property
+    def stored(self) -> bool:
+        return bool(self.accessions)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "submission_id": self.submission_id,
+            "organism": self.organism,
+            "stored": self.stored,
+            "accessions": self.accessions,
+            "problems": [{**asdict(p), "message": str(p)} for p in self.problems],
+        }
+
+
+def submit_batch(
+    session: Session,
+    *,
+    country: str,
+    submitter: str,
+    organism: Organism,
+    fasta: Path,
+    sheet: Path,
+    accept_valid: bool = False,
+    terms: Terms = Terms(),
+    today: date | None = None,
+) -> SubmissionOutcome:
+    """Validate a batch and store its entries as ``received``.
+
+    With problems, nothing is stored unless ``accept_valid``: then the valid entries are.
+    """
+    report = _validated(session, submitter, organism, fasta, sheet, today, exclude=None)
+    outcome = SubmissionOutcome(organism.name, report.problems)
+    if not report.valid or (report.problems and not accept_valid):
+        return outcome
+    submission = _submission(session, submitter, organism, fasta, sheet, report)
+    numbers = allocate_many(session, country, PATHOGEN_RECORD, len(report.valid))
+    for batch_entry, accession in zip(report.valid, numbers, strict=True):
+        entry = _entry(submission, batch_entry, str(accession), 1, terms)
+        session.add(entry)
+        outcome.accessions[batch_entry.sequence_id] = f"{accession}.1"
+    session.flush()
+    _received(session, submission, submitter)
+    outcome.submission_id = submission.id
+    return outcome
+
+
+def revise(
+    session: Session,
+    *,
+    accession: str,
+    submitter: str,
+    organism: Organism,
+    fasta: Path,
+    sheet: Path,
+    today: date | None = None,
+) -> SubmissionOutcome:
+    """A corrected sequence and metadata for a released record: its next version, ``received``.
+
+    Only the record's submitter may revise it, one revision at a time, and never a revoked one.
+    """
+    base, _ = record_accession(accession)
+    current = latest_public(session, base)
+    newest = versions(session, base)[-1]
+    if current.submitter != submitter:
+        raise NotAllowed(f"{base} was submitted by {current.submitter}: only they may revise it")
+    if current.state == PathogenState.REVOKED:
+        raise Conflict(f"{base} is revoked: submit the sequence as a new record instead")
+    if newest.version != current.version:
+        raise Conflict(
+            f"{base} has a revision in progress (version {newest.version}, "
+            f"{newest.state.value}): wait for its curation"
+        )
+    if organism.name != current.organism:
+        raise Conflict(f"{base} is a {current.organism} record, not {organism.name}")
+    report = _validated(session, submitter, organism, fasta, sheet, today, exclude=base)
+    outcome = SubmissionOutcome(organism.name, report.problems)
+    if report.problems or len(report.valid) != 1:
+        if not report.problems:
+            outcome.problems.append(
+                Problem(
+                    sheet.name,
+                    None,
+                    None,
+                    None,
+                    None,
+                    "holds more than one record",
+                    "a revision is one sequence and one row",
+                )
+            )
+        return outcome
+    submission = _submission(session, submitter, organism, fasta, sheet, report)
+    terms = Terms(current.data_use_terms, current.restricted_until)
+    entry = _entry(submission, report.valid[0], base, current.version + 1, terms)
+    entry.host_sample, entry.host_dataset = current.host_sample, current.host_dataset
+    session.add(entry)
+    session.flush()
+    move(session, entry, PathogenState.RECEIVED, submitter, f"revision of {base}.{current.version}")
+    outcome.accessions[entry.sequence_id] = f"{base}.{entry.version}"
+    outcome.submission_id = submission.id
+    return outcome
+
+
+def _validated(
+    session: Session,
+    submitter: str,
+    organism: Organism,
+    fasta: Path,
+    sheet: Path,
+    today: date | None,
+    *,
+    exclude: str | None,
+) -> BatchReport:
+    """The batch's report, with earlier submissions' ids and virus names as duplicates
+    (``exclude``: the record being revised, whose own id and name are not duplicates)."""
+    taken = select(PathogenEntry.sequence_id, PathogenEntry.virus_name).where(
+        PathogenEntry.state != PathogenState.REJECTED
+    )
+    if exclude is not None:
+        taken = taken.where(PathogenEntry.accession != exclude)
+    rows = session.execute(taken.add_columns(PathogenEntry.submitter)).all()
+    own_ids = {r.sequence_id for r in rows if r.submitter == submitter}
+    names = {r.virus_name for r in rows}
+    report = validate_batch(organism, fasta, sheet, known_ids=own_ids, today=today)
+    _refuse_taken_names(report, names, sheet.name)
+    return report
+
+
+def _refuse_taken_names(report: BatchReport, taken: set[str], sheet_name: str) -> None:
+    """Virus names identify records worldwide: one already on the node, or twice in the batch,
+    is a problem (the batch already refuses repeated ids)."""
+    seen: set[str] = set()
+    kept = []
+    for entry in report.valid:
+        name = _virus_name(entry)
+        if name in taken or name in seen:
+            where = "an earlier submission" if name in taken else "another row of this batch"
+            report.problems.append(
+                Problem(
+                    sheet_name,
+                    entry.row,
+                    entry.sequence_id,
+                    "virus_name",
+                    shown(name),
+                    f"is the virus name of {where}",
+                    "give every sequence its own virus name; to correct a released record, "
+                    "submit a revision",
+                )
+            )
+            report.rejected_ids.add(entry.sequence_id)
+        else:
+            kept.append(entry)
+        seen.add(name)
+    report.valid = kept
+
+
+def _virus_name(entry: BatchEntry) -> str:
+    return entry.metadata.get("virus_name") or entry.sequence_id
+
+
+def _submission(
+    session: Session,
+    submitter: str,
+    organism: Organism,
+    fasta: Path,
+    sheet: Path,
+    report: BatchReport,
+) -> PathogenSubmission:
+    submission = PathogenSubmission(
+        submitter=submitter,
+        organism=organism.name,
+        fasta_name=fasta.name,
+        sheet_name=sheet.name,
+        problems=[asdict(problem) for problem in report.problems],
+    )
+    session.add(submission)
+    session.flush()
+    return submission
+
+
+def _entry(
+    submission: PathogenSubmission,
+    batch_entry: BatchEntry,
+    accession: str,
+    version: int,
+    terms: Terms,
+) -> PathogenEntry:
+    return PathogenEntry(
+        accession=accession,
+        version=version,
+        submission_id=submission.id,
+        organism=submission.organism,
+        submitter=submission.submitter,
+        sequence_id=batch_entry.sequence_id,
+        virus_name=_virus_name(batch_entry),
+        sheet_metadata=dict(batch_entry.metadata),
+        sequence=compress(batch_entry.record.sequence),
+        state=PathogenState.RECEIVED,
+        data_use_terms=terms.kind,
+        restricted_until=terms.until,
+    )
+
+
+def _received(session: Session, submission: PathogenSubmission, submitter: str) -> None:
+    """The ``received`` event of every entry of a new batch, in one statement."""
+    ids = session.scalars(
+        select(PathogenEntry.id).where(PathogenEntry.submission_id == submission.id)
+    ).all()
+    session.add_all(
+        PathogenEvent(entry_id=i, state=PathogenState.RECEIVED, actor=submitter) for i in ids
+    )
+    session.flush()
+
+
+def submission_status(
+    session: Session, submission_id: str, subject: str, *, curator: bool
+) -> dict[str, Any]:
+    """A batch's entries and where each stands (its submitter's, or any for a curator)."""
+    submission = session.get(PathogenSubmission, submission_id)
+    if submission is None or (submission.submitter != subject and not curator):
+        raise NotFound(f"no submission {submission_id} of yours: check the id")
+    entries = session.scalars(
+        select(PathogenEntry)
+        .where(PathogenEntry.submission_id == submission.id)
+        .order_by(PathogenEntry.id)
+    ).all()
+    counts: dict[str, int] = {}
+    for entry in entries:
+        key = entry.state.value if entry.outcome is None else f"{entry.state.value}:{entry.outcome}"
+        counts[key] = counts.get(key, 0) + 1
+    return {
+        "submission_id": submission.id,
+        "organism": submission.organism,
+        "submitter": submission.submitter,
+        "created_at": submission.created_at.isoformat(),
+        "counts": counts,
+        "entries": [
+            {
+                "sequence_id": e.sequence_id,
+                "accession": e.accession,
+                "version": e.version,
+                "state": e.state.value,
+                "outcome": e.outcome,
+            }
+            for e in entries
+        ],
+    }
