@@ -79,6 +79,10 @@ class TrustedIssuer(BaseModel):
     # tokens: appended to their `sub` (e.g. "@org.genofed.node.be"), so that a user of this
     # issuer never acts as the local user of the same name; empty: `sub` as it is
     subject_suffix: str = ""
+    # the portal's "sign in with" button (OIDC authorization code + PKCE, redirect URI
+    # PUBLIC_URL/portal/login/oidc/callback): the client registered at the issuer; empty: none
+    client_id: str = ""
+    client_secret: SecretStr | None = None  # only if the issuer makes the client confidential
 
 
 class TokenSettings(BaseModel):

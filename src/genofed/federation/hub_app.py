@@ -44,11 +44,18 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from genofed import __version__, db
+from genofed import __version__, db, web
 from genofed.access import audit
+from genofed.access.tokens import ensure_signing_key
 from genofed.config import Settings
 from genofed.db.models import HubNode, HubNodeStatus
-from genofed.federation import access_routing, beacon_network, catalogue, registry, stats
+from genofed.federation import (
+    access_routing,
+    beacon_network,
+    catalogue,
+    registry,
+    stats,
+)
 from genofed.federation.catalogue import CatalogueIndex, InvalidQuery, UnknownDataset
 from genofed.federation.guard import DatabaseNonces, read_body, refuse, verify_call
 from genofed.federation.hub import HUB_ID, hub_service_info, require_hub
@@ -104,6 +111,7 @@ def create_hub_app(settings: Settings) -> FastAPI:
     app.include_router(beacon_network.router)
     app.include_router(stats.router)
     app.include_router(access_routing.router)
+    app.include_router(web.hub_router)  # the portal's public pages: catalogue, beacon network
     app.add_exception_handler(RequestValidationError, _validation_error)
     return app
 
@@ -112,6 +120,8 @@ def create_hub_app(settings: Settings) -> FastAPI:
 async def _lifespan(app: FastAPI, *, settings: Settings) -> AsyncIterator[None]:
     hub = await anyio.to_thread.run_sync(open_hub, settings)
     app.state.hub = hub
+    # the portal's forms and sign-ins are MACed under a key derived from this one
+    await anyio.to_thread.run_sync(ensure_signing_key, settings)
     # one client for every call to the nodes, each call signed with the hub's key
     signer = SignedAuth(load_private_key(settings.federation.signing_key), HUB_ID)
     app.state.fanout = beacon_network.open_client(signer)
@@ -402,13 +412,7 @@ async def _publish(request: Request) -> dict[str, Any]:
     publication = _parsed(catalogue.Publication, body)
 
     def store(session: Session) -> dict[str, Any]:
-        node = _member(session, verified.keyid)
-        if node.status is not HubNodeStatus.APPROVED:
-            raise _forbidden(
-                f"node {node.id} is {node.status.value}: the hub operator approves it first "
-                f"('genofed hub approve {node.id}')",
-                node.id,
-            )
+        node = _approved_member(session, verified.keyid)
         counts = catalogue.publish(session, node, publication.datasets)
         audit.record(
             session,
@@ -434,6 +438,18 @@ def _member(session: Session, keyid: str) -> HubNode:
     node = session.get(HubNode, keyid)
     if node is None:  # removed between the signature check and now
         raise _forbidden(f"node {keyid} is no longer registered at this hub", keyid)
+    return node
+
+
+def _approved_member(session: Session, keyid: str) -> HubNode:
+    """:func:`_member`, refused (403) unless approved."""
+    node = _member(session, keyid)
+    if node.status is not HubNodeStatus.APPROVED:
+        raise _forbidden(
+            f"node {node.id} is {node.status.value}: the hub operator approves it first "
+            f"('genofed hub approve {node.id}')",
+            node.id,
+        )
     return node
 
 

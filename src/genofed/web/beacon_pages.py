@@ -1,8 +1,9 @@
 """The beacon query builder: a variant (by position and alleles, or by gene) with a phenotype
 filter, asked of the whole federation (or of this node alone), answered per node.
 
-The page asks the hub's beacon network (``federation.hub_url`` + ``/beacon/g_variants``) on the
-visitor's behalf, forwarding their session token as a bearer token: each node's privacy guard
+The page asks the hub's beacon network (``federation.hub_url`` + ``/beacon/g_variants``, or the
+hub's own when the portal runs on the hub) on the visitor's behalf, forwarding their session
+token as a bearer token (none for an anonymous visitor of the hub): each node's privacy guard
 then decides, for this visitor, what each of its datasets may say. A node without a hub asks its
 own beacon at its public URL, so that the answer is exactly the one the API gives. The page never
 decides anything about the data: it only shows, in plain words, what the guards answered and
@@ -21,8 +22,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from genofed.config import Settings
 from genofed.federation.node_sync import node_id
 from genofed.web import render
+from genofed.web.place import hub_url
 from genofed.web.routing import PortalRoute
-from genofed.web.session import Visitor, signed_in
+from genofed.web.session import Visitor, visiting
 
 router = APIRouter(route_class=PortalRoute)
 BEACON_TIMEOUT_S = 10.0  # the hub answers within its per-node timeout; this is a backstop
@@ -102,7 +104,7 @@ class Outcome:
 @router.get("/beacon")
 async def beacon(
     request: Request,
-    visitor: Annotated[Visitor, Depends(signed_in)],
+    visitor: Annotated[Visitor | None, Depends(visiting)],
     assembly: Annotated[str, Query(max_length=16)] = "GRCh38",
     chromosome: Annotated[str, Query(max_length=16)] = "",
     start: Annotated[str, Query(max_length=16)] = "",
@@ -128,14 +130,14 @@ async def beacon(
     }
     outcome = None
     if any(asked[name] for name in ("chromosome", "start", "gene", "phenotype")):
-        token = request.cookies.get(render.SESSION_COOKIE, "")
+        token = request.cookies.get(render.SESSION_COOKIE, "") if visitor else ""
         outcome = await ask(settings, beacon_params(asked), token)
         outcome.notes[:0] = lowered(asked["granularity"], outcome)
     return render.page(
         request,
         "beacon.html",
-        identity=visitor.identity,
-        csrf=visitor.csrf,
+        identity=visitor.identity if visitor else None,
+        csrf=visitor.csrf if visitor else "",
         title="Beacon",
         context={
             "asked": asked,
@@ -143,7 +145,7 @@ async def beacon(
             "terms": await filtering_terms(settings),
             "assemblies": ASSEMBLIES,
             "granularities": GRANULARITIES,
-            "network": bool(settings.federation.hub_url.strip()),
+            "network": bool(hub_url(settings)),
         },
     )
 
@@ -156,8 +158,8 @@ def beacon_params(asked: dict[str, str]) -> list[tuple[str, Primitive]]:
 
 def beacon_url(settings: Settings) -> str:
     """The hub's network beacon when the node has joined one, else this node's own."""
-    base = settings.federation.hub_url.strip() or str(settings.http.public_url)
-    return base.rstrip("/") + "/beacon/g_variants"
+    base = hub_url(settings) or str(settings.http.public_url).rstrip("/")
+    return base + "/beacon/g_variants"
 
 
 async def ask(settings: Settings, params: list[tuple[str, Primitive]], token: str) -> Outcome:
@@ -174,7 +176,7 @@ async def ask(settings: Settings, params: list[tuple[str, Primitive]], token: st
         return Outcome(problem=f"The beacon ({url}) did not answer with JSON.")
     if not isinstance(body, dict):
         return Outcome(problem=f"The beacon ({url}) answered something unreadable.")
-    if settings.federation.hub_url.strip():
+    if hub_url(settings):
         return read_network(response.status_code, body)
     return read_node(response.status_code, body, settings)
 

@@ -1,9 +1,10 @@
 """The federation's catalogue in the portal: search the hub with text and facets.
 
-The node asks the hub it joined (``federation.hub_url``) on the visitor's behalf; the hub holds
-only public summaries, so any signed-in visitor may search. A dataset of this node links to the
-portal's application form; a dataset held abroad shows the one command that applies for it
-through the hub (its DAC is the one of the node that holds it).
+The node asks the hub it joined (``federation.hub_url``) on the visitor's behalf, the hub asks
+itself; the hub holds only public summaries, so any signed-in visitor of a node, and anyone on
+the hub, may search. A dataset of this node links to the portal's application form; a dataset
+held abroad shows the one command that applies for it through the hub (its DAC is the one of
+the node that holds it), and a link to its node's portal.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from genofed.config import Settings
 from genofed.federation.node_sync import node_id
 from genofed.web import render
+from genofed.web.place import hub_url, is_hub
 from genofed.web.routing import PortalRoute
-from genofed.web.session import Visitor, signed_in
+from genofed.web.session import Visitor, visiting
 
 router = APIRouter(route_class=PortalRoute)
 HUB_TIMEOUT_S = 5.0
@@ -27,7 +29,7 @@ FACETS = ("country", "phenotype", "data_type", "assembly", "access", "duo")
 @router.get("/catalogue")
 async def catalogue(
     request: Request,
-    visitor: Annotated[Visitor, Depends(signed_in)],
+    visitor: Annotated[Visitor | None, Depends(visiting)],
     q: Annotated[str, Query(max_length=200)] = "",
     country: Annotated[str, Query(max_length=8)] = "",
     phenotype: Annotated[str, Query(max_length=64)] = "",
@@ -49,25 +51,31 @@ async def catalogue(
         "duo": duo.strip().upper(),
     }
     answer, problem = await _search(settings, {**asked, "page": str(page)})
+    portals = {
+        node.get("id"): str(node["url"]).rstrip("/") + render.PREFIX + "/"
+        for node in answer.get("nodes", [])
+        if isinstance(node, dict) and node.get("url")
+    }
     return render.page(
         request,
         "catalogue.html",
-        identity=visitor.identity,
-        csrf=visitor.csrf,
+        identity=visitor.identity if visitor else None,
+        csrf=visitor.csrf if visitor else "",
         title="Catalogue",
         context={
             "asked": asked,
             "answer": answer,
             "problem": problem,
-            "results": [_with_apply(result, settings) for result in answer.get("results", [])],
-            "hub": settings.federation.hub_url,
+            "results": [
+                _with_apply(result, settings, portals) for result in answer.get("results", [])
+            ],
         },
     )
 
 
 async def _search(settings: Settings, asked: dict[str, str]) -> tuple[dict[str, Any], str | None]:
     """The hub's answer, or an empty one and why there is none."""
-    hub = settings.federation.hub_url.rstrip("/")
+    hub = hub_url(settings)
     if not hub:
         return {}, (
             "This node has not joined a federation: its operator joins one with "
@@ -87,11 +95,15 @@ async def _search(settings: Settings, asked: dict[str, str]) -> tuple[dict[str, 
     return found, None
 
 
-def _with_apply(result: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """The result with how to apply: this node's form, or the command through the hub."""
-    here = result.get("node", {}).get("id") == node_id(settings)
+def _with_apply(
+    result: dict[str, Any], settings: Settings, portals: dict[Any, str]
+) -> dict[str, Any]:
+    """The result with how to apply: this node's form, or the command through the hub and the
+    portal of the node that holds it."""
+    holder = result.get("node", {}).get("id")
+    here = not is_hub(settings) and holder == node_id(settings)
     command = (
         f"genofed federation request {result['accession']} --title ... --permission HMB "
-        f"--days 365 --hub {settings.federation.hub_url}"
+        f"--days 365 --hub {hub_url(settings)}"
     )
-    return {**result, "here": here, "apply_command": command}
+    return {**result, "here": here, "apply_command": command, "portal": portals.get(holder)}

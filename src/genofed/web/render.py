@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from genofed.access.tokens import Identity
+from genofed.web.place import on_hub
 
 PREFIX = "/portal"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -53,6 +54,7 @@ class MenuEntry:
     path: str
     roles: frozenset[str]
     summary: str
+    on_hub: bool = False  # the hub serves it too, to anyone: it shows public data only
 
 
 MENU = (
@@ -61,12 +63,14 @@ MENU = (
         "/catalogue",
         frozenset({"requester", "dac_member", "submitter", "operator"}),
         "Search the datasets of every node of the federation.",
+        on_hub=True,
     ),
     MenuEntry(
         "Beacon",
         "/beacon",
         frozenset({"requester", "dac_member", "submitter", "operator"}),
         "Ask every node whether a variant is seen; each node's privacy guard decides the answer.",
+        on_hub=True,
     ),
     MenuEntry(
         "Apply for access",
@@ -131,8 +135,11 @@ MENU = (
 )
 
 
-def menu_for(identity: Identity | None) -> list[MenuEntry]:
-    """The entries the identity's roles open; none before signing in."""
+def menu_for(identity: Identity | None, hub: bool = False) -> list[MenuEntry]:
+    """The entries the identity's roles open (none before signing in); on the hub, its pages of
+    public data, for anyone."""
+    if hub:
+        return [entry for entry in MENU if entry.on_hub]
     if identity is None:
         return []
     return [entry for entry in MENU if entry.roles & identity.roles]
@@ -199,10 +206,12 @@ def page(
 ) -> HTMLResponse:
     """``template`` rendered inside the base layout, with the menu the identity's roles open."""
     flash = read_flash(request)
+    hub = on_hub(request)
     html = ENVIRONMENT.get_template(template).render(
         {
             "identity": identity,
-            "menu": menu_for(identity),
+            "menu": menu_for(identity, hub),
+            "on_hub": hub,
             "current": request.url.path,
             "csrf": csrf,
             "title": title,

@@ -36,6 +36,7 @@ from genofed.access.tokens import Identity, InvalidToken, issue_token, signing_k
 from genofed.config import Settings
 from genofed.db import session_scope
 from genofed.web import render
+from genofed.web.place import on_hub
 from genofed.web.routing import PageRefused, SignInRequired, forbidden
 
 LOGIN_COOKIE = "genofed_portal_login"
@@ -95,6 +96,14 @@ def signed_in(request: Request) -> Visitor:
     visitor = Visitor(identity, csrf_for(settings, token))
     request.state.visitor = visitor  # for error pages, which keep the menu
     return visitor
+
+
+def visiting(request: Request) -> Visitor | None:
+    """On the hub, whose pages show public data only: the signed-in visitor, or ``None`` for an
+    anonymous one. On a node: :func:`signed_in` (every node page needs a session)."""
+    if on_hub(request) and not request.cookies.get(render.SESSION_COOKIE):
+        return None
+    return signed_in(request)
 
 
 def viewing(*roles: str, doing: str) -> Callable[[Visitor], Visitor]:
