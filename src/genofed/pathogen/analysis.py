@@ -15,21 +15,30 @@ write it:
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
-from genofed.errors import GenofedError
+from genofed.pathogen import alignment as alignment_module
+from genofed.pathogen.alignment import AlignmentError
 from genofed.pathogen.organisms import Organism
+
+__all__ = [
+    "AlignmentError",
+    "Analysis",
+    "Qc",
+    "QcRule",
+    "aligned_sequence",
+    "analyse",
+    "analyse_many",
+]
 
 GOOD, MEDIOCRE, BAD = "good", "mediocre", "bad"
 _POSITION = re.compile(r"\d+")
-
-
-class AlignmentError(GenofedError):
-    """A sequence cannot be aligned to the organism's reference (another virus, too short, ...);
-    the message says what was found and what to check."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +129,48 @@ def analyse(organism: Organism, sequence: str) -> Analysis:
 
     Raises :class:`AlignmentError` when the sequence does not align.
     """
-    raise NotImplementedError("the aligner lands with genofed.pathogen.alignment")
+    # Imported here: the calling modules build on this module's dataclasses.
+    from genofed.pathogen import mutations, qc
+
+    reference = _reference(organism)
+    aligned = alignment_module.align(reference, sequence)
+    nucleotides = mutations.nucleotide_calls(reference, aligned)
+    amino_acids = mutations.amino_acid_calls(
+        mutations.coding_sequences(organism.reference, organism.coding), aligned
+    )
+    uncovered = reference.length - (aligned.end - aligned.start)
+    findings = qc.Findings(
+        reference_length=reference.length,
+        unknown=nucleotides.missing_count + uncovered,
+        mixed_sites=len(nucleotides.ambiguous),
+        frameshifts=amino_acids.frameshifts,
+        stop_codons=amino_acids.stop_codons,
+        substitution_positions=nucleotides.substitution_positions,
+        covered=aligned.end - aligned.start - nucleotides.missing_count,
+    )
+    return Analysis(
+        organism=organism.name,
+        length=len(sequence),
+        alignment_start=aligned.start + 1,
+        alignment_end=aligned.end,
+        substitutions=nucleotides.substitutions,
+        deletions=nucleotides.deletions,
+        insertions=nucleotides.insertions,
+        missing=nucleotides.missing,
+        ambiguous=nucleotides.ambiguous,
+        aa_substitutions=tuple(amino_acids.substitutions),
+        aa_deletions=tuple(amino_acids.deletions),
+        aa_insertions=tuple(amino_acids.insertions),
+        frameshifts=tuple(amino_acids.frameshifts),
+        stop_codons=tuple(amino_acids.stop_codons),
+        qc=qc.judge(findings),
+        extra={"coverage": round(findings.coverage, 4), "clipped": aligned.clipped},
+    )
+
+
+def _reference(organism: Organism) -> alignment_module.Reference:
+    coding = tuple(f.parts for f in organism.coding if f.strand != "-")
+    return alignment_module.prepare(organism.reference, coding)
 
 
 def analyse_many(
@@ -128,4 +178,55 @@ def analyse_many(
 ) -> Iterator[Analysis | AlignmentError]:
     """:func:`analyse` over many genomes on ``workers`` processes (default: every core), in
     order; a genome that does not align yields its :class:`AlignmentError` instead."""
-    raise NotImplementedError("the aligner lands with genofed.pathogen.alignment")
+    workers = workers or os.cpu_count() or 1
+    if workers == 1:
+        yield from map(partial(_analyse_or_error, organism), sequences)
+        return
+    with ProcessPoolExecutor(workers) as pool:
+        chunks = pool.map(partial(_analyse_chunk, organism), _chunked(sequences, CHUNK))
+        for chunk in chunks:
+            yield from chunk
+
+
+CHUNK = 64  # genomes per task: amortises pickling, keeps results flowing
+
+
+def _chunked(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _analyse_chunk(organism: Organism, sequences: list[str]) -> list[Analysis | AlignmentError]:
+    return [_analyse_or_error(organism, sequence) for sequence in sequences]
+
+
+def _analyse_or_error(organism: Organism, sequence: str) -> Analysis | AlignmentError:
+    try:
+        return analyse(organism, sequence)
+    except AlignmentError as error:
+        return error
+
+
+def aligned_sequence(organism: Organism, analysis: Analysis) -> str:
+    """The genome laid on the reference, rebuilt from its analysis: reference length, ``-`` for
+    deletions and uncovered ends, ``N`` for missing data, ambiguity codes in place, insertions
+    dropped (as Nextclade's aligned FASTA). Needs no stored alignment."""
+    bases = bytearray(organism.reference.upper().encode("ascii"))
+    for call in analysis.substitutions:
+        bases[position(call) - 1] = ord(call[-1])
+    for call in analysis.deletions:
+        bases[position(call) - 1] = ord("-")
+    for first, last in analysis.missing:
+        bases[first - 1 : last] = b"N" * (last - first + 1)
+    for call in analysis.ambiguous:
+        bases[position(call) - 1] = ord(call[0])
+    start, end = analysis.alignment_start - 1, analysis.alignment_end
+    bases[:start] = b"-" * start
+    bases[end:] = b"-" * (len(bases) - end)
+    return bases.decode("ascii")

@@ -1,0 +1,450 @@
+"""Pairwise alignment of a genome to its organism's reference, in numpy.
+
+Viral genomes of one species differ from their reference by a few substitutions per kilobase and
+a handful of indels, so a full dynamic-programming alignment (30,000 x 30,000 cells) is wasted
+work. Instead:
+
+1. **Anchors.** Every k-mer occurring once in the reference is indexed (once per reference); the
+   query's k-mers found there give (query, reference) anchor pairs.
+2. **Chain.** Anchors on one diagonal (reference - query offset) form blocks; a small dynamic
+   programme keeps the best colinear chain of blocks, which drops chance hits.
+3. **Indels.** Between consecutive blocks on different diagonals lies one indel: its place is the
+   split point minimising mismatches on either side (numpy cumulative sums). Among equally good
+   places the leftmost wins, except that a codon-aligned one inside a coding sequence is
+   preferred, as Nextclade does. Regions where one indel explains the data badly (several indels
+   close together) are re-aligned by a small affine-gap dynamic programme.
+4. **Ends.** The first and last blocks extend to the ends of the query without gaps, stopping
+   where the sequence stops resembling the reference (an X-drop), so adapter or junk ends are
+   clipped rather than called as mutations.
+
+The result is the query laid on reference coordinates plus its insertions, from which
+:mod:`~genofed.pathogen.mutations` reads every call with array operations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import pairwise
+
+import numpy as np
+import numpy.typing as npt
+
+from genofed.errors import GenofedError
+from genofed.pathogen.translation import BASE_CODE
+
+Array = npt.NDArray[np.int64]
+Bytes = npt.NDArray[np.uint8]
+
+K = 15  # k-mer length: unique in a 30 kb genome, yet several per stretch between mutations
+GAP = ord("-")
+UNCOVERED = 0  # reference positions the query does not reach
+BLOCK_CHANGE_PENALTY = 8  # anchors a diagonal change must bring to be worth chaining
+MAX_INSERTION = 1000
+MAX_DELETION = 5000
+END_XDROP = 12  # score drop (match +1, mismatch -2) that ends an end's extension
+WINDOW = 64  # how far either side of a block boundary an indel may move
+MESSY_MISMATCHES = 3  # mismatches left by the best single indel that call for the DP
+DP_MAX_CELLS = 250_000
+MIN_BASES = 50
+MIN_IDENTITY = 0.7
+
+
+class AlignmentError(GenofedError):
+    """A sequence cannot be aligned to the organism's reference (another virus, too short, ...);
+    the message says what was found and what to check."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A reference ready for alignment: its bytes, base codes, k-mer index and coding frame."""
+
+    sequence: Bytes  # upper-case ASCII
+    codes: Bytes
+    kmers: npt.NDArray[np.uint32]  # sorted k-mers occurring once
+    positions: Array  # their reference positions
+    frame: npt.NDArray[np.int8]  # codon position (0, 1, 2) of each base in a '+' CDS, else -1
+
+    @property
+    def length(self) -> int:
+        return len(self.sequence)
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """A query on reference coordinates (0-based, ``end`` exclusive).
+
+    ``aligned`` holds, per reference position, the query's base (upper-case ASCII), ``-`` for a
+    deletion, or 0 outside ``start:end``; ``insertions`` are (reference index of the base before,
+    inserted bases), by position.
+    """
+
+    aligned: Bytes
+    start: int
+    end: int
+    insertions: tuple[tuple[int, str], ...]
+    clipped: int  # query bases left unaligned at the ends
+
+
+def prepare(sequence: str, coding: tuple[tuple[tuple[int, int], ...], ...] = ()) -> Reference:
+    """Index a reference; ``coding`` gives the 1-based parts of its '+' strand CDSs."""
+    return _prepare(sequence, coding)
+
+
+@lru_cache(maxsize=16)
+def _prepare(sequence: str, coding: tuple[tuple[tuple[int, int], ...], ...]) -> Reference:
+    raw = np.frombuffer(sequence.upper().encode("ascii"), dtype=np.uint8)
+    base_codes = BASE_CODE[raw]
+    values, good = kmers(base_codes)
+    positions = np.flatnonzero(good)
+    values = values[good]
+    order = np.argsort(values, kind="stable")
+    values, positions = values[order], positions[order]
+    # Keep k-mers occurring once: a repeated one cannot say where a query k-mer belongs.
+    repeated = np.zeros(len(values), dtype=bool)
+    same = values[1:] == values[:-1]
+    repeated[1:] |= same
+    repeated[:-1] |= same
+    frame = np.full(len(raw), -1, dtype=np.int8)
+    for parts in coding:
+        offset = 0
+        for start, end in parts:
+            span = np.arange(end - start + 1)
+            frame[start - 1 : end] = np.where(
+                frame[start - 1 : end] < 0, (span + offset) % 3, frame[start - 1 : end]
+            )
+            offset += end - start + 1
+    return Reference(raw, base_codes, values[~repeated], positions[~repeated], frame)
+
+
+def kmers(base_codes: Bytes) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.bool_]]:
+    """Each position's k-mer packed in 2 bits per base, and whether it holds only A, C, G, T."""
+    count = len(base_codes) - K + 1
+    if count <= 0:
+        return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=bool)
+    values = np.zeros(count, dtype=np.uint32)
+    for j in range(K):
+        values <<= 2
+        values |= base_codes[j : j + count] & 3
+    bad = np.concatenate(([0], np.cumsum(base_codes > 3)))
+    return values, (bad[K:] - bad[:-K]) == 0
+
+
+def align(reference: Reference, query: str) -> Alignment:
+    """Align ``query`` (any case) to ``reference``; :class:`AlignmentError` if it does not."""
+    raw = np.frombuffer(query.upper().encode("ascii", "replace"), dtype=np.uint8)
+    query_codes = BASE_CODE[raw]
+    bases = int(np.count_nonzero(query_codes < 4))
+    if bases < MIN_BASES:
+        what = "is empty" if len(raw) == 0 else f"has only {bases} A/C/G/T bases"
+        raise AlignmentError(
+            f"the sequence {what}; submit a genome with at least {MIN_BASES} called bases"
+        )
+    blocks = _chain(reference, query_codes)
+    if not blocks:
+        raise AlignmentError(
+            "the sequence shares no stretch with the reference; check that it is this "
+            "organism's genome (and not its reverse complement or another virus)"
+        )
+    aligner = _Aligner(reference, raw, query_codes, blocks)
+    alignment = aligner.run()
+    _check(reference, query_codes, alignment, bases)
+    return alignment
+
+
+def _chain(reference: Reference, query_codes: Bytes) -> list[list[int]]:
+    """The best colinear chain of anchor blocks, as [query start, query end, diagonal]."""
+    values, good = kmers(query_codes)
+    if not len(reference.kmers) or not len(values):
+        return []
+    at = np.searchsorted(reference.kmers, values)
+    at[at == len(reference.kmers)] = 0
+    hit = good & (reference.kmers[at] == values)
+    qpos = np.flatnonzero(hit)
+    if not len(qpos):
+        return []
+    diagonal = reference.positions[at[qpos]] - qpos
+    breaks = np.flatnonzero(np.diff(diagonal)) + 1
+    firsts = np.concatenate(([0], breaks))
+    lasts = np.concatenate((breaks - 1, [len(qpos) - 1]))
+    groups = [
+        (int(qpos[f]), int(qpos[last]) + K, int(diagonal[f]), int(last - f + 1))
+        for f, last in zip(firsts, lasts, strict=True)
+    ]
+    if len(groups) > 2000:  # a noisy query: chance hits dominate; keep runs of anchors only
+        groups = [g for g in groups if g[3] > 1]
+    return _best_chain(groups)
+
+
+def _best_chain(groups: list[tuple[int, int, int, int]]) -> list[list[int]]:
+    """Colinear chaining: anchors count, each diagonal change costs a penalty."""
+    count = len(groups)
+    score = [0.0] * count
+    back = [-1] * count
+    for i, (q0, _q1, d, n) in enumerate(groups):
+        best, link = float(n), -1
+        r0 = q0 + d
+        for j in range(i - 1, max(-1, i - 200), -1):
+            pq0, _pq1, pd, _pn = groups[j]
+            if pq0 > q0 or pq0 + pd > r0:
+                continue
+            change = d - pd
+            if change > MAX_DELETION or -change > MAX_INSERTION:
+                continue
+            candidate = score[j] + n - (BLOCK_CHANGE_PENALTY if change else 0)
+            if candidate > best:
+                best, link = candidate, j
+        score[i], back[i] = best, link
+    i = max(range(count), key=score.__getitem__)
+    chain: list[list[int]] = []
+    while i >= 0:
+        q0, q1, d, _n = groups[i]
+        if chain and chain[-1][2] == d:
+            chain[-1][0] = q0
+        else:
+            chain.append([q0, q1, d])
+        i = back[i]
+    chain.reverse()
+    return chain
+
+
+class _Aligner:
+    """Turns a chain of blocks into an :class:`Alignment`."""
+
+    def __init__(
+        self, reference: Reference, raw: Bytes, query_codes: Bytes, blocks: list[list[int]]
+    ) -> None:
+        self.ref = reference
+        self.raw = raw
+        self.q = query_codes
+        self.blocks = blocks
+        # (query start, query end, diagonal) pieces and insertions, built left to right.
+        self.pieces: list[tuple[int, int, int]] = []
+        self.insertions: list[tuple[int, str]] = []
+
+    def run(self) -> Alignment:
+        blocks = self.blocks
+        blocks[0][0] = self._extend_left(blocks[0][0], blocks[0][2])
+        blocks[-1][1] = self._extend_right(blocks[-1][1], blocks[-1][2])
+        current = blocks[0]
+        for following in blocks[1:]:
+            self._join(current, following)
+            current = following
+        self.pieces.append((current[0], current[1], current[2]))
+        return self._build()
+
+    def _mismatches(self, q0: int, q1: int, diagonal: int) -> npt.NDArray[np.int64]:
+        """1 where query base q0..q1 differs from the reference on ``diagonal`` (N, ambiguity
+        codes and positions beyond the reference never count as agreeing bases: they are 0
+        and 1 respectively)."""
+        length = self.ref.length
+        positions = np.arange(q0 + diagonal, q1 + diagonal)
+        inside = (positions >= 0) & (positions < length)
+        ref = self.ref.codes[np.clip(positions, 0, length - 1)]
+        query = self.q[q0:q1]
+        return np.where(inside, (query < 4) & (query != ref), 1).astype(np.int64)
+
+    def _join(self, left: list[int], right: list[int]) -> None:
+        """Place the indel between two blocks; ``left`` is final afterwards."""
+        d_left, d_right = left[2], right[2]
+        change = d_right - d_left
+        inserted = max(0, -change)
+        lo = max(left[0], min(left[1], right[0]) - WINDOW)
+        hi = min(right[1], max(left[1], right[0]) + WINDOW)
+        hi = max(hi, lo + inserted)
+        left_mm = np.concatenate(([0], np.cumsum(self._mismatches(lo, hi, d_left))))
+        right_mm = np.concatenate(([0], np.cumsum(self._mismatches(lo, hi, d_right))))
+        splits = np.arange(lo, hi - inserted + 1)
+        cost = left_mm[splits - lo] + (right_mm[-1] - right_mm[splits + inserted - lo])
+        best = int(cost.min())
+        ties = splits[cost == best]
+        split = int(ties[0])
+        if change % 3 == 0:
+            in_frame = ties[self.ref.frame[np.clip(ties + d_left, 0, self.ref.length - 1)] == 0]
+            if len(in_frame):
+                split = int(in_frame[0])
+        gap = hi - lo - abs(change)
+        if best >= MESSY_MISMATCHES and best > gap * 0.1 and self._realign(left, right, lo, hi):
+            return
+        self.pieces.append((left[0], split, d_left))
+        if inserted:
+            text = self.raw[split : split + inserted].tobytes().decode("ascii")
+            self.insertions.append((split + d_left - 1, text))
+        right[0] = split + inserted
+
+    def _realign(self, left: list[int], right: list[int], lo: int, hi: int) -> bool:
+        """Align query lo..hi to its reference span by dynamic programming; False if too big."""
+        r0, r1 = lo + left[2], hi + right[2]
+        if r0 < 0 or r1 > self.ref.length or (hi - lo) * (r1 - r0) > DP_MAX_CELLS:
+            return False
+        ops = affine_alignment(self.q[lo:hi], self.ref.codes[r0:r1])
+        self.pieces.append((left[0], lo, left[2]))
+        qpos, rpos = lo, r0
+        for op, length in ops:
+            if op == "M":
+                self.pieces.append((qpos, qpos + length, rpos - qpos))
+                qpos += length
+                rpos += length
+            elif op == "I":
+                text = self.raw[qpos : qpos + length].tobytes().decode("ascii")
+                self.insertions.append((rpos - 1, text))
+                qpos += length
+            else:
+                rpos += length
+        right[0] = hi
+        return True
+
+    def _extend_left(self, q0: int, diagonal: int) -> int:
+        """How far left the first block reaches without gaps."""
+        stop = max(0, -diagonal)
+        if q0 <= stop:
+            return q0
+        return q0 - _reach(self._end_scores(stop, q0, diagonal)[::-1])
+
+    def _extend_right(self, q1: int, diagonal: int) -> int:
+        stop = min(len(self.q), self.ref.length - diagonal)
+        if q1 >= stop:
+            return q1
+        return q1 + _reach(self._end_scores(q1, stop, diagonal))
+
+    def _end_scores(self, q0: int, q1: int, diagonal: int) -> npt.NDArray[np.int64]:
+        query = self.q[q0:q1]
+        ref = self.ref.codes[q0 + diagonal : q1 + diagonal]
+        return np.where(query > 3, 0, np.where(query == ref, 1, -2)).astype(np.int64)
+
+    def _build(self) -> Alignment:
+        aligned = np.zeros(self.ref.length, dtype=np.uint8)
+        pieces = [p for p in self.pieces if p[1] > p[0]]
+        for q0, q1, d in pieces:
+            aligned[q0 + d : q1 + d] = self.raw[q0:q1]
+        for (_a0, a1, da), (b0, _b1, db) in pairwise(pieces):
+            if b0 + db > a1 + da:
+                aligned[a1 + da : b0 + db] = GAP
+        start = pieces[0][0] + pieces[0][2]
+        end = pieces[-1][1] + pieces[-1][2]
+        clipped = pieces[0][0] + len(self.q) - pieces[-1][1]
+        insertions = tuple(sorted(i for i in self.insertions if start <= i[0] < end - 1))
+        return Alignment(aligned, start, end, insertions, clipped)
+
+
+def _reach(scores: npt.NDArray[np.int64]) -> int:
+    """How many of ``scores`` (outward from a block) to keep: up to the best running total
+    (the furthest of equals, so N runs at the ends stay aligned) before it drops by X."""
+    total = np.cumsum(scores)
+    peak = np.maximum.accumulate(np.maximum(total, 0))
+    dropped = np.flatnonzero(peak - total > END_XDROP)
+    limit = int(dropped[0]) if len(dropped) else len(scores)
+    if limit == 0:
+        return 0
+    window = total[:limit]
+    top = int(window.max())
+    if top < 0:
+        return 0
+    return int(np.flatnonzero(window == top)[-1]) + 1
+
+
+def _check(reference: Reference, query_codes: Bytes, alignment: Alignment, bases: int) -> None:
+    """Refuse alignments too partial or too divergent to call mutations from."""
+    covered = alignment.aligned[alignment.start : alignment.end]
+    ref = reference.sequence[alignment.start : alignment.end]
+    called = BASE_CODE[covered] < 4
+    aligned_bases = int(np.count_nonzero(called))
+    inserted = sum(len(text) for _, text in alignment.insertions)
+    if aligned_bases + inserted < bases / 2:
+        raise AlignmentError(
+            f"only {aligned_bases} of the sequence's {bases} bases align to the reference; "
+            "check that it is this organism's genome"
+        )
+    identity = np.count_nonzero(covered[called] == ref[called]) / max(aligned_bases, 1)
+    if identity < MIN_IDENTITY:
+        raise AlignmentError(
+            f"the sequence is only {identity:.0%} identical to the reference where it aligns; "
+            "check that it is this organism's genome"
+        )
+
+
+def affine_alignment(query: Bytes, reference: Bytes) -> list[tuple[str, int]]:
+    """Global alignment with affine gaps (Gotoh) of two short code arrays, as run-length
+    operations M (match or mismatch), I (query only), D (reference only).
+
+    Scores as Nextclade's defaults: match +3, mismatch -1, gap open -6, extend -1 (N and
+    ambiguity codes score 0 against anything). Pure Python: only messy stretches come here.
+    """
+    match, mismatch, gap_open, gap_extend = 3, -1, -6, -1
+    rows, cols = len(query), len(reference)
+    low = -(10**9)
+    # M: ends in a pair; X: ends in a query-only column (insertion); Y: reference-only.
+    best_m = [[low] * (cols + 1) for _ in range(rows + 1)]
+    best_x = [[low] * (cols + 1) for _ in range(rows + 1)]
+    best_y = [[low] * (cols + 1) for _ in range(rows + 1)]
+    best_m[0][0] = 0
+    for i in range(1, rows + 1):
+        best_x[i][0] = gap_open + (i - 1) * gap_extend
+    for j in range(1, cols + 1):
+        best_y[0][j] = gap_open + (j - 1) * gap_extend
+    q = query.tolist()
+    r = reference.tolist()
+    for i in range(1, rows + 1):
+        qi = q[i - 1]
+        m_prev, x_prev, y_prev = best_m[i - 1], best_x[i - 1], best_y[i - 1]
+        m_row, x_row, y_row = best_m[i], best_x[i], best_y[i]
+        for j in range(1, cols + 1):
+            rj = r[j - 1]
+            pair = 0 if qi > 3 else (match if qi == rj else mismatch)
+            m_row[j] = max(m_prev[j - 1], x_prev[j - 1], y_prev[j - 1]) + pair
+            x_row[j] = max(m_prev[j] + gap_open, x_prev[j] + gap_extend, y_prev[j] + gap_open)
+            y_row[j] = max(
+                m_row[j - 1] + gap_open, y_row[j - 1] + gap_extend, x_row[j - 1] + gap_open
+            )
+    return _traceback(best_m, best_x, best_y, rows, cols, (gap_open, gap_extend), q, r)
+
+
+def _traceback(
+    best_m: list[list[int]],
+    best_x: list[list[int]],
+    best_y: list[list[int]],
+    i: int,
+    j: int,
+    gaps: tuple[int, int],
+    q: list[int],
+    r: list[int],
+) -> list[tuple[str, int]]:
+    gap_open, gap_extend = gaps
+    tables = {"M": best_m, "I": best_x, "D": best_y}
+    state = max(tables, key=lambda s: tables[s][i][j])
+    ops: list[str] = []
+    while i > 0 or j > 0:
+        ops.append(state)
+        if state == "M":
+            pair = 0 if q[i - 1] > 3 else (3 if q[i - 1] == r[j - 1] else -1)
+            target = best_m[i][j] - pair
+            i, j = i - 1, j - 1
+            state = next(s for s in ("M", "I", "D") if tables[s][i][j] == target)
+        elif state == "I":
+            value = best_x[i][j]
+            i -= 1
+            state = (
+                "I"
+                if i > 0 and best_x[i][j] + gap_extend == value
+                else _opened(tables, i, j, value - gap_open)
+            )
+        else:
+            value = best_y[i][j]
+            j -= 1
+            state = (
+                "D"
+                if j > 0 and best_y[i][j] + gap_extend == value
+                else _opened(tables, i, j, value - gap_open)
+            )
+    ops.reverse()
+    runs: list[tuple[str, int]] = []
+    for op in ops:
+        if runs and runs[-1][0] == op:
+            runs[-1] = (op, runs[-1][1] + 1)
+        else:
+            runs.append((op, 1))
+    return runs
+
+
+def _opened(tables: dict[str, list[list[int]]], i: int, j: int, target: int) -> str:
+    return next((s for s in ("M", "I", "D") if tables[s][i][j] == target), "M")
