@@ -819,3 +819,42 @@ class PathogenSnapshot(Base):
     members: Mapped[list[str]] = mapped_column(JSON, default=list)
     acknowledgements: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- federation: pathogen records replicated to the hub -----------------------------------------
+
+
+class HubPathogenCursor(Base):
+    """How far the hub holds a node's pathogen changes: the node's ``change_seq`` up to which
+    every release and revocation is applied here. Kept with the records, so a hub that loses
+    records loses the cursor with them, and the node sends again from there."""
+
+    __tablename__ = "hub_pathogen_cursors"
+
+    node_id: Mapped[str] = mapped_column(
+        ForeignKey("hub_nodes.id", ondelete="CASCADE"), primary_key=True
+    )
+    change_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class HubPathogenRecord(Base):
+    """A node's released pathogen record at the hub: the highest version it pushed, revoked
+    once it said so, with the unaligned sequence packed against the organism's reference.
+
+    ``seq`` grows with every change, so the hub's query stores catch up by reading what is newer.
+    """
+
+    __tablename__ = "hub_pathogen_records"
+
+    accession: Mapped[str] = mapped_column(String(64), primary_key=True)
+    node_id: Mapped[str] = mapped_column(ForeignKey("hub_nodes.id", ondelete="CASCADE"), index=True)
+    organism: Mapped[str] = mapped_column(String(64))
+    reference: Mapped[str] = mapped_column(String(64))  # sha256 of the node's reference
+    version: Mapped[int] = mapped_column(Integer)
+    revoked: Mapped[bool] = mapped_column(default=False)
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)  # PathogenRecord.to_json
+    sequence: Mapped[bytes | None] = mapped_column(LargeBinary)
+    seq: Mapped[int] = mapped_column(BigInteger, index=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -21,6 +21,8 @@ Signed by a node (RFC 9421, see :mod:`genofed.federation.signing`)::
     POST /federation/join        self-signed with the key it registers; pending until approved
     POST /federation/heartbeat   pending or approved; answers what the hub holds of its catalogue
     POST /catalogue/publish      approved nodes only; summaries of released/deprecated datasets
+    POST /pathogen/replicate     approved nodes only; their released pathogen records and
+                                 revocations (:mod:`.pathogen_hub`)
 
 Routes are thin: :mod:`~genofed.federation.registry` and :mod:`~genofed.federation.catalogue`
 do the work in a worker thread (the database is blocking).
@@ -53,6 +55,7 @@ from genofed.federation import (
     access_routing,
     beacon_network,
     catalogue,
+    pathogen_hub,
     registry,
     stats,
 )
@@ -400,6 +403,7 @@ async def _heartbeat(request: Request) -> dict[str, Any]:
         return {
             "node": registry.node_status(node, _settings(request).hub),
             "catalogue": catalogue.catalogue_state(session, node.id),
+            "pathogen": pathogen_hub.state(session, node.id),
         }
 
     return await _signed_write(request, record)
@@ -421,6 +425,31 @@ async def _publish(request: Request) -> dict[str, Any]:
             detail={"datasets": len(publication.datasets), **counts},
         )
         return {"published": counts, "catalogue": catalogue.catalogue_state(session, node.id)}
+
+    return await _signed_write(request, store)
+
+
+@_signed.post(pathogen_hub.REPLICATE_PATH)
+async def _replicate_pathogen(request: Request) -> dict[str, Any]:
+    """An approved node pushes its released pathogen records and revocations."""
+    verified, body = await _verified(request)
+    batch = _parsed(pathogen_hub.Replication, body)
+
+    def store(session: Session) -> dict[str, Any]:
+        node = _approved_member(session, verified.keyid)
+        try:
+            result = pathogen_hub.apply(session, node, batch)
+        except pathogen_hub.ReplicationRefused as error:
+            if error.status == 403:
+                raise _forbidden(str(error), node.id) from None
+            raise HTTPException(error.status, str(error)) from None
+        audit.record(
+            session,
+            actor=node.id,
+            action="pathogen.replicate",
+            detail={"organism": batch.organism, "through": batch.through, **result["applied"]},
+        )
+        return result
 
     return await _signed_write(request, store)
 

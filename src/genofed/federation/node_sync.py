@@ -53,6 +53,7 @@ from genofed.access.tokens import jwks
 from genofed.config import Settings, TrustedIssuer
 from genofed.db.models import FederationLink, FederationPublication, utcnow
 from genofed.errors import GenofedError
+from genofed.federation import pathogen_replication
 from genofed.federation.catalogue import MAX_PUBLICATION, Published, combined_digest
 from genofed.federation.guard import REFUSAL_HEADER, DatabaseNonces, verify_call
 from genofed.federation.signing import (
@@ -219,6 +220,7 @@ class SyncReport:
     resynced: bool = False  # the hub's copy differed: everything was published again
     published: int = 0
     members: tuple[TrustedIssuer, ...] = ()  # the other members, to trust (none unless approved)
+    pathogen_records: int = 0  # released pathogen records and revocations sent
 
 
 def sync_once(settings: Settings, engine: Engine) -> SyncReport:
@@ -256,7 +258,11 @@ def _sync(settings: Settings, engine: Engine, client: httpx.Client) -> SyncRepor
     resynced = _forget_if_hub_differs(engine, hub_url(settings), reply["catalogue"])
     published = _publish_changes(settings, engine, client)
     members = tuple(member_issuers(settings, client))
-    return SyncReport(status, joined, resynced, published, members)
+    try:
+        replicated = pathogen_replication.replicate(settings, engine, client, reply.get("pathogen"))
+    except pathogen_replication.ReplicationError as error:
+        raise FederationError(str(error)) from None
+    return SyncReport(status, joined, resynced, published, members, replicated.records)
 
 
 def _link(engine: Engine, url: str) -> FederationLink | None:

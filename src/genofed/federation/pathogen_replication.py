@@ -1,0 +1,180 @@
+"""A node's side of pathogen replication: push released records and revocations to the hub.
+
+Every release and revocation on the node takes the next number of the node's change sequence
+(``change_seq``, see :mod:`genofed.pathogen.entries`). The hub keeps, with the records it holds,
+the number up to which it holds the node's changes (its cursor) and tells it in every heartbeat
+reply. Each sync cycle then sends what comes after, oldest first, in signed batches of one
+organism (:class:`~genofed.federation.pathogen_hub.Replication`): each record as
+:meth:`~genofed.pathogen.record.PathogenRecord.to_json` with its unaligned sequence packed
+against the organism's reference. The hub's reply carries its cursor after the batch, and the
+node goes on from there. Nothing is kept on the node: a node that was stopped, a hub that was
+down or restored from a backup, a batch lost on the way: each is one more cycle sending from the
+hub's cursor, and the hub applies a record twice without harm (highest version, sticky
+revocation).
+
+Why the sequences travel with the records rather than being fetched from the node when asked:
+packed against the reference they cost ~150 bytes each, the hub then answers sequence
+downloads for the whole federation while a node is down, and no query at the hub has to wait on
+a node's link.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from genofed import db
+from genofed.config import Settings
+from genofed.db.models import PathogenEntry
+from genofed.errors import GenofedError
+from genofed.federation.pathogen_hub import (
+    MAX_BATCH,
+    REPLICATE_PATH,
+    Replicated,
+    Replication,
+    encode,
+    reference_digest,
+)
+from genofed.pathogen.curation import record_of
+from genofed.pathogen.entries import PUBLIC_STATES, decompress
+from genofed.pathogen.organisms import Organism
+from genofed.pathogen.record import PathogenRecord
+from genofed.pathogen.registry import get_organism
+
+log = logging.getLogger(__name__)
+MAX_BATCHES_PER_SYNC = 100  # 50,000 records per cycle at most; the rest at the next ones
+
+
+class ReplicationError(GenofedError):
+    """The hub refused a batch or cannot be reached; the node tries again at its next sync."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One release or revocation of the node, as the hub is sent it."""
+
+    change_seq: int
+    record: PathogenRecord
+    sequence: str | None  # unaligned; None when the node has none to give
+
+
+# (session, after, limit) -> the node's next changes after ``after``, oldest first
+ChangeSource = Callable[[Session, int, int], list[Change]]
+OrganismSource = Callable[[Session, str], Organism]
+
+
+def node_changes(session: Session, after: int, limit: int) -> list[Change]:
+    """The node's releases and revocations after ``after``, oldest first: every public
+    version, since each was a change (the hub keeps the highest)."""
+    entries = session.scalars(
+        select(PathogenEntry)
+        .where(PathogenEntry.state.in_(PUBLIC_STATES), PathogenEntry.change_seq > after)
+        .order_by(PathogenEntry.change_seq)
+        .limit(limit)
+    )
+    return [
+        Change(int(entry.change_seq or 0), record_of(entry), decompress(entry.sequence))
+        for entry in entries
+    ]
+
+
+@dataclass(frozen=True)
+class ReplicationReport:
+    """What :func:`replicate` did in one sync."""
+
+    records: int = 0  # records sent
+    batches: int = 0
+    cursor: int = 0  # the hub's cursor after them
+
+
+def replicate(
+    settings: Settings,
+    engine: Engine,
+    client: httpx.Client,
+    held: Mapping[str, Any] | None,
+    *,
+    changes: ChangeSource = node_changes,
+    organism: OrganismSource = get_organism,
+) -> ReplicationReport:
+    """Send the hub the node's changes after its cursor ``held`` (the heartbeat reply's
+    ``pathogen``; None from a hub that does not replicate pathogen records: nothing is sent).
+
+    Raises :class:`ReplicationError` when the hub refuses a batch or cannot be reached.
+    """
+    if not held:
+        return ReplicationReport()
+    position = int(held["cursor"])
+    sent = batches = 0
+    for _ in range(MAX_BATCHES_PER_SYNC):
+        with db.session_scope(engine) as session:
+            pending = changes(session, position, MAX_BATCH)
+            if not pending:
+                break
+            batch = _batch(session, position, pending, organism)
+        reply = _push(client, batch)
+        sent += len(batch.records)
+        batches += 1
+        if reply.get("unqueryable"):
+            log.warning("the hub keeps but cannot query some records: %s", reply["unqueryable"])
+        # the hub's cursor: the batch's end, or where the hub really is if it was not where the
+        # batch followed (it lost records, or another push went ahead); go on from there
+        position = int(reply["cursor"])
+    if sent:
+        log.info("replicated %d pathogen records to the hub (%d batches)", sent, batches)
+    return ReplicationReport(sent, batches, position)
+
+
+def _batch(
+    session: Session, after: int, pending: list[Change], organism: OrganismSource
+) -> Replication:
+    """The leading run of ``pending`` that is of one organism, as one batch."""
+    name = pending[0].record.organism
+    run: list[Change] = []
+    for change in pending:
+        if change.record.organism != name:
+            break
+        run.append(change)
+    species = organism(session, name)
+    return Replication(
+        organism=name,
+        reference=reference_digest(species),
+        after=after,
+        through=run[-1].change_seq,
+        records=[
+            Replicated(
+                record=change.record.to_json(),
+                sequence=encode(species, change.sequence) if change.sequence else None,
+            )
+            for change in run
+        ],
+    )
+
+
+def _push(client: httpx.Client, batch: Replication) -> dict[str, Any]:
+    try:
+        response = client.post(REPLICATE_PATH, content=batch.model_dump_json(), headers=_JSON)
+    except httpx.HTTPError as error:
+        raise ReplicationError(
+            f"the hub at {client.base_url} cannot be reached ({type(error).__name__}): the node "
+            "sends its pathogen records at its next sync"
+        ) from None
+    if response.status_code != 200:
+        try:
+            detail = str(response.json().get("detail"))
+        except ValueError:
+            detail = response.text[:200]
+        raise ReplicationError(
+            f"the hub refused {len(batch.records)} {batch.organism} records "
+            f"({response.status_code}): {detail}"
+        )
+    reply: dict[str, Any] = response.json()
+    return reply
+
+
+_JSON = {"Content-Type": "application/json"}
