@@ -98,7 +98,7 @@ def parse_versioned(text: str) -> tuple[Accession, int | None]:
     base, dot, version = text.strip().partition(".")
     if not dot:
         return parse(base), None
-    if not version.isdigit() or int(version) < 1:
+    if not (version.isascii() and version.isdigit()) or int(version) < 1:
         raise InvalidAccession(
             f"{text!r} has the version {version!r}: write a whole number from 1 after the dot, "
             "e.g. GFBEV00000000042X.2"

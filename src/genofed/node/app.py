@@ -44,6 +44,7 @@ from genofed.errors import GenofedError
 from genofed.federation import node_sync
 from genofed.metadata.api import router as metadata_routes
 from genofed.node.directory import NodeDirectoryError, node_key_passphrase, node_secret_key
+from genofed.pathogen.api import router as pathogen_routes
 from genofed.storage import ObjectStore, open_store
 from genofed.web import router as portal_routes
 
@@ -159,6 +160,7 @@ def create_app(
     app.add_middleware(node_sync.HubSignatureCheck)
     app.include_router(beacon_routes)
     app.include_router(stats_routes)
+    app.include_router(pathogen_routes)
     app.include_router(portal_routes)
     app.add_exception_handler(GenofedError, _genofed_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
