@@ -239,7 +239,8 @@ def seal(settings: Settings, flow: Flow) -> str:
 def unseal(settings: Settings, value: str | None) -> Flow:
     """The flow a cookie carries, if this node made it and it is recent; else why not."""
     payload, _, mac = (value or "").partition(".")
-    if not payload or not hmac.compare_digest(mac, _mac(settings, payload)):
+    expected = _mac(settings, payload).encode()
+    if not payload or not hmac.compare_digest(mac.encode(), expected):
         raise SignInFailed(
             "this sign-in was not started here, or its cookie was lost: start again from the "
             "sign-in page (cookies must be allowed)"
