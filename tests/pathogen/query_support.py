@@ -253,5 +253,9 @@ def leaf_pool() -> list[Leaf]:
     for (gene, codon), ref in AA_SITES.items():
         pool += [AminoAcidMutation(gene, codon, ref, s) for s in (*AA_SYMBOLS, ".")]
         pool += [AminoAcidMutation(gene, codon, None, None)]
-    pool += [Insertion(None, 22204, "GAG"), Insertion(None, 22204, "GAG?"), Insertion("S", 214, "E")]
+    pool += [
+        Insertion(None, 22204, "GAG"),
+        Insertion(None, 22204, "GAG?"),
+        Insertion("S", 214, "E"),
+    ]
     return pool
