@@ -54,9 +54,12 @@ def render(rows: Sequence[Mapping[str, str]], form: str) -> str:
     if form not in FORMATS:
         raise InvalidInput(f"no acknowledgement format {form!r}: choose {', '.join(FORMATS)}")
     out = io.StringIO()
-    writer = csv.writer(out, delimiter="\t" if form == "tsv" else ",", lineterminator="\n")
+    if form == "csv":  # RFC 4180: CRLF, so that fields holding either line break are quoted
+        writer = csv.writer(out, lineterminator="\r\n")
+    else:
+        writer = csv.writer(out, delimiter="\t", lineterminator="\n")
     writer.writerow(COLUMNS)
-    # a tab or newline inside a field would shift TSV columns: TSV readers do not unquote
+    # a tab or line break inside a field would shift TSV columns: TSV readers do not unquote
     clean = (lambda v: " ".join(v.split())) if form == "tsv" else (lambda v: v)
     writer.writerows([clean(row.get(name, "")) for name in COLUMNS] for row in rows)
     return out.getvalue()
