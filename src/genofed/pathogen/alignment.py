@@ -45,7 +45,8 @@ MAX_DELETION = 5000
 END_XDROP = 12  # score drop (match +1, mismatch -2) that ends an end's extension
 WINDOW = 64  # how far either side of a block boundary an indel may move
 MESSY_MISMATCHES = 3  # mismatches left by the best single indel that call for the DP
-DP_MAX_CELLS = 250_000
+DP_MAX_CELLS = 40_000  # pure Python: a few ms at most, and rare
+DP_MARGIN = 12
 MIN_BASES = 50
 MIN_IDENTITY = 0.7
 
@@ -141,15 +142,29 @@ def align(reference: Reference, query: str) -> Alignment:
             f"the sequence {what}; submit a genome with at least {MIN_BASES} called bases"
         )
     blocks = _chain(reference, query_codes)
-    if not blocks:
-        raise AlignmentError(
-            "the sequence shares no stretch with the reference; check that it is this "
-            "organism's genome (and not its reverse complement or another virus)"
-        )
-    aligner = _Aligner(reference, raw, query_codes, blocks)
-    alignment = aligner.run()
-    _check(reference, query_codes, alignment, bases)
+    try:
+        if not blocks:
+            raise AlignmentError(
+                "the sequence shares no stretch with the reference; check that it is this "
+                "organism's genome"
+            )
+        alignment = _Aligner(reference, raw, query_codes, blocks).run()
+        _check(reference, alignment, bases)
+    except AlignmentError as error:
+        if _reverse_strand(reference, query_codes):
+            raise AlignmentError(
+                "the sequence is the reverse complement of the genome; submit it in the "
+                "reference's orientation"
+            ) from error
+        raise
     return alignment
+
+
+def _reverse_strand(reference: Reference, query_codes: Bytes) -> bool:
+    """Whether the query's other strand aligns: a common mistake worth naming."""
+    complement = np.where(query_codes < 4, 3 - query_codes, query_codes)[::-1]
+    blocks = _chain(reference, np.ascontiguousarray(complement, dtype=np.uint8))
+    return sum(q1 - q0 for q0, q1, _ in blocks) > len(query_codes) / 2
 
 
 def _chain(reference: Reference, query_codes: Bytes) -> list[list[int]]:
@@ -263,8 +278,10 @@ class _Aligner:
             in_frame = ties[self.ref.frame[np.clip(ties + d_left, 0, self.ref.length - 1)] == 0]
             if len(in_frame):
                 split = int(in_frame[0])
-        gap = hi - lo - abs(change)
-        if best >= MESSY_MISMATCHES and best > gap * 0.1 and self._realign(left, right, lo, hi):
+        # Mismatches a single indel leaves between the blocks' anchors call for the DP.
+        inner_lo, inner_hi = min(left[1], right[0]), max(left[1], right[0])
+        flanks = left_mm[inner_lo - lo] + right_mm[-1] - right_mm[inner_hi - lo]
+        if best - flanks >= MESSY_MISMATCHES and self._realign(left, right, inner_lo, inner_hi):
             return
         self.pieces.append((left[0], split, d_left))
         if inserted:
@@ -273,7 +290,10 @@ class _Aligner:
         right[0] = split + inserted
 
     def _realign(self, left: list[int], right: list[int], lo: int, hi: int) -> bool:
-        """Align query lo..hi to its reference span by dynamic programming; False if too big."""
+        """Align the query between two blocks (lo..hi and a margin) to its reference span by
+        dynamic programming; False if too big."""
+        lo = max(left[0], lo - DP_MARGIN)
+        hi = min(right[1], hi + DP_MARGIN)
         r0, r1 = lo + left[2], hi + right[2]
         if r0 < 0 or r1 > self.ref.length or (hi - lo) * (r1 - r0) > DP_MAX_CELLS:
             return False
@@ -343,7 +363,7 @@ def _reach(scores: npt.NDArray[np.int64]) -> int:
     return int(np.flatnonzero(window == top)[-1]) + 1
 
 
-def _check(reference: Reference, query_codes: Bytes, alignment: Alignment, bases: int) -> None:
+def _check(reference: Reference, alignment: Alignment, bases: int) -> None:
     """Refuse alignments too partial or too divergent to call mutations from."""
     covered = alignment.aligned[alignment.start : alignment.end]
     ref = reference.sequence[alignment.start : alignment.end]

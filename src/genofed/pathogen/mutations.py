@@ -232,16 +232,20 @@ class _GeneCaller:
         self.masked[first_codon : last_codon + 1] = True
         deleted = list(range(first_codon, last_codon + 1))
         if first % 3:
-            # A straddling deletion leaves one merged codon; keep the reference amino acid it
-            # matches (as a peptide alignment would), else read it as a substitution of the first.
+            # A straddling deletion leaves one merged codon. As a peptide alignment with gaps
+            # placed leftmost: it is the last reference amino acid it equals (the others are
+            # deleted, S:H69- S:V70-), or else a substitution of the last (S:N211- S:L212I).
             merged = np.concatenate(
                 (self.codes[first_codon * 3 : first], self.codes[end : last_codon * 3 + 3])
             )
             amino = translate_codes(merged)
             if amino == "X":
-                deleted.pop(0)
+                deleted.pop()
             else:
-                kept = next((c for c in deleted if chr(self.cds.protein[c]) == amino), first_codon)
+                kept = next(
+                    (c for c in reversed(deleted) if chr(self.cds.protein[c]) == amino),
+                    last_codon,
+                )
                 deleted.remove(kept)
                 if chr(self.cds.protein[kept]) != amino:
                     self.calls.substitutions.append(f"{self.name(kept)}{amino}")
@@ -263,14 +267,15 @@ class _GeneCaller:
         peptide = translate_codes(merged)
         if "X" in peptide:
             return
+        # As a peptide alignment with the gap placed leftmost.
         reference = chr(self.cds.protein[codon])
-        if peptide[0] == reference:
-            after, inserted = codon + 1, peptide[1:]
-        elif peptide[-1] == reference:
+        if peptide[-1] == reference:
             after, inserted = codon, peptide[:-1]
-        else:
-            self.calls.substitutions.append(f"{self.name(codon)}{peptide[0]}")
+        elif peptide[0] == reference:
             after, inserted = codon + 1, peptide[1:]
+        else:
+            self.calls.substitutions.append(f"{self.name(codon)}{peptide[-1]}")
+            after, inserted = codon, peptide[:-1]
         self.calls.insertions.append(f"{self.cds.name}:{after}:{inserted}")
 
     def _stop(self, codon: int, amino: str) -> None:
