@@ -6,24 +6,49 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 
+import httpx
 import pytest
-from federation_support import add_hub_node
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from federation_support import (
+    add_hub_node,
+    hub_server,
+    join_request,
+    make_hub,
+    make_node,
+    node_server,
+    wait_for,
+    with_hub,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select
 
-from genofed.db import for_writing, session_scope
-from genofed.db.models import HubNode, HubPathogenRecord
-from genofed.federation import pathogen_hub
+from genofed.access.tokens import issue_token
+from genofed.config import Settings
+from genofed.db import for_writing, make_engine, session_scope
+from genofed.db.models import AuditEntry, HubNode, HubPathogenCursor, HubPathogenRecord
+from genofed.federation import pathogen_hub, pathogen_replication, registry
+from genofed.federation.hub import approve_node
+from genofed.federation.node_sync import hub_client
 from genofed.federation.pathogen_hub import Replicated, Replication, ReplicationRefused
+from genofed.federation.signing import SignedAuth, public_key_text
 from genofed.metadata.accessions import check_character
+from genofed.pathogen import acknowledgements, curation
 from genofed.pathogen.analysis import GOOD, Analysis, Qc
+from genofed.pathogen.entries import by_accession_version
 from genofed.pathogen.organisms import load_organism
+from genofed.pathogen.processing import process_pending
 from genofed.pathogen.record import OPEN, PathogenRecord
+from genofed.pathogen.store import PathogenStore, SampleFilter
+from genofed.pathogen.submissions import revise, submit_batch
+from genofed.pathogen.synthetic import outbreak, write_submission
+from genofed.pathogen.variant_query import parse_variant_query
 
 SARS = load_organism("sars-cov-2")
 BE, FI = "org.genofed.node.be", "org.genofed.node.fi"
+BE_ID = BE
 
 
 def accession(country: str, number: int) -> str:
@@ -286,3 +311,320 @@ def test_restricted_terms_travel(hub_db: Engine) -> None:
         row = session.get(HubPathogenRecord, accession("BE", 1))
         assert row is not None
         assert PathogenRecord.from_json(row.record).restricted_until == date(2026, 6, 1)
+
+
+# -- two nodes and a hub on loopback ------------------------------------------------------------
+
+
+def _release_outbreak(settings: Settings, count: int, seed: int = 1) -> list[str]:
+    """A synthetic outbreak submitted, processed and released on the node; its accessions."""
+    engine = make_engine(settings.database_url)
+    try:
+        samples = outbreak(SARS, settings.country, count, seed=seed)
+        fasta, sheet = write_submission(samples, settings.home / f"batch-{seed}")
+        with session_scope(for_writing(engine)) as session:
+            outcome = submit_batch(
+                session,
+                country=settings.country,
+                submitter="lab",
+                organism=SARS,
+                fasta=fasta,
+                sheet=sheet,
+                today=date(2025, 6, 1),
+            )
+        assert outcome.stored, outcome.problems
+        process_pending(engine, workers=1)
+        accessions = [name.split(".")[0] for name in outcome.accessions.values()]
+        with session_scope(for_writing(engine)) as session:
+            for name in accessions:
+                curation.approve(session, name, "curator")
+        return accessions
+    finally:
+        engine.dispose()
+
+
+def _hub_rows(hub_settings: Settings) -> dict[str, tuple[int, bool]]:
+    engine = make_engine(hub_settings.database_url)
+    try:
+        return _held(engine)
+    finally:
+        engine.dispose()
+
+
+def _node_counts(settings: Settings, variant: str | None = None) -> int:
+    """What the node's own query store answers (built here from its released records)."""
+    engine = make_engine(settings.database_url)
+    try:
+        store = PathogenStore(SARS)
+        with session_scope(engine) as session:
+            store.add_many(curation.released_records(session))
+        return _count(store, variant)
+    finally:
+        engine.dispose()
+
+
+def _count(store: PathogenStore, variant: str | None = None) -> int:
+    query = SampleFilter(variant=parse_variant_query(variant) if variant else None)
+    [row] = store.aggregated(query).data
+    return int(row["count"])
+
+
+LAPIS = "/pathogen/lapis/sars-cov-2"
+
+
+def _lapis(hub_url: str, endpoint: str, **params: object) -> list[dict[str, object]]:
+    response = httpx.get(f"{hub_url}{LAPIS}/sample/{endpoint}", params=params, timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.headers["Lapis-Data-Version"]
+    data: list[dict[str, object]] = response.json()["data"]
+    return data
+
+
+def _hub_count(hub_url: str, **params: object) -> int:
+    [row] = _lapis(hub_url, "aggregated", **params)
+    return int(str(row["count"]))
+
+
+def _revise(settings: Settings, name: str, seed: int) -> None:
+    """The submitter sends a corrected record; it is processed and released as version 2."""
+    engine = make_engine(settings.database_url)
+    try:
+        [sample] = outbreak(SARS, settings.country, 1, seed=seed)
+        fasta, sheet = write_submission([sample], settings.home / f"revision-{seed}")
+        with session_scope(for_writing(engine)) as session:
+            outcome = revise(
+                session,
+                accession=name,
+                submitter="lab",
+                organism=SARS,
+                fasta=fasta,
+                sheet=sheet,
+                today=date(2025, 6, 1),
+            )
+        assert outcome.stored, outcome.problems
+        process_pending(engine, workers=1)
+        with session_scope(for_writing(engine)) as session:
+            curation.approve(session, name, "curator")
+    finally:
+        engine.dispose()
+
+
+def _revoke(settings: Settings, name: str) -> None:
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(for_writing(engine)) as session:
+            curation.revoke(session, name, "curator", "contaminated sample", curator=True)
+    finally:
+        engine.dispose()
+
+
+def test_two_nodes_replicate_and_the_hub_answers_for_both(tmp_path: Path) -> None:
+    hub_settings = make_hub(tmp_path / "hub")
+    be, fi = make_node(tmp_path / "be", "BE"), make_node(tmp_path / "fi", "FI")
+    be_records, fi_records = _release_outbreak(be, 6), _release_outbreak(fi, 4)
+    with (
+        hub_server(hub_settings) as (hub_url, hub_served),
+        node_server(with_hub(be, hub_url)) as (_, be_served),
+        node_server(with_hub(fi, hub_url)) as (_, fi_served),
+    ):
+        for country in ("BE", "FI"):
+            wait_for(lambda c=country: _registered(hub_served, c), what=f"{country} joining")
+            approve_node(hub_served, country, "operator")
+        wait_for(lambda: len(_hub_rows(hub_served)) == 10, what="the replication")
+        wait_for(lambda: _hub_count(hub_url) == 10, what="the hub's store")
+
+        # the hub answers what the two nodes answer together
+        counts = {}
+        variants = (
+            None,
+            "C241T",
+            "A23063T",
+            "A23063T & !C22995A",
+            "[2-of: A23063T, C22995A, S:E484K]",
+        )
+        for variant in variants:
+            params = {"variantQuery": variant} if variant else {}
+            counts[variant] = _hub_count(hub_url, **params)
+            assert counts[variant] == _node_counts(be, variant) + _node_counts(fi, variant)
+        assert (
+            0 < counts["A23063T & !C22995A"] < counts["A23063T"] < counts[None]
+        )  # they tell apart
+        by_country = {
+            row["country"]: row["count"] for row in _lapis(hub_url, "aggregated", fields="country")
+        }
+        assert by_country == {"Belgium": 6, "Finland": 4}
+        assert {row["node"] for row in _lapis(hub_url, "details", fields="node")} == {"BE", "FI"}
+
+        # a new version replaces the old one; a revocation is kept, flagged, out of queries
+        _revise(be_served, be_records[0], seed=7)
+        _revoke(fi_served, fi_records[0])
+        wait_for(
+            lambda: (
+                _hub_rows(hub_served)[be_records[0]] == (2, False)
+                and _hub_rows(hub_served)[fi_records[0]] == (1, True)
+            ),
+            what="the new version and the revocation",
+        )
+        wait_for(lambda: _hub_count(hub_url) == 9, what="the revocation in queries")
+        assert _hub_count(hub_url, includeRevoked="true") == 10
+        assert _hub_count(hub_url, accessionVersion=f"{be_records[0]}.2") == 1
+        assert _hub_count(hub_url, accessionVersion=f"{be_records[0]}.1") == 0
+        assert _hub_count(hub_url, node="FI") == _node_counts(fi_served) == 3
+
+        # a node resending everything (its whole history) changes nothing at the hub
+        before = _hub_rows(hub_served)
+        engine = make_engine(be_served.database_url)
+        with hub_client(with_hub(be_served, hub_url)) as client:
+            again = pathogen_replication.replicate(be_served, engine, client, {"cursor": 0})
+        engine.dispose()
+        assert again.records == 7  # six releases and the revision
+        assert _hub_rows(hub_served) == before
+        assert _hub_count(hub_url) == 9
+
+        # a hub that lost the node's records (restored from an old backup) gets them again
+        hub_engine = make_engine(hub_served.database_url)
+        with session_scope(for_writing(hub_engine)) as session:
+            session.execute(delete(HubPathogenRecord).where(HubPathogenRecord.node_id == BE_ID))
+            session.execute(delete(HubPathogenCursor).where(HubPathogenCursor.node_id == BE_ID))
+        hub_engine.dispose()
+        wait_for(lambda: _hub_rows(hub_served) == before, what="the records sent again")
+
+
+def _registered(hub_settings: Settings, country: str) -> bool:
+    engine = make_engine(hub_settings.database_url)
+    try:
+        with session_scope(engine) as session:
+            return session.scalar(select(HubNode).where(HubNode.country == country)) is not None
+    finally:
+        engine.dispose()
+
+
+Keys = dict[str, Ed25519PrivateKey]
+
+# -- refusals over HTTP -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def hub_with_members(
+    tmp_path: Path,
+) -> Iterator[tuple[str, Settings, dict[str, Ed25519PrivateKey]]]:
+    """A served hub with BE and FI approved and XX pending, each with a key the test holds."""
+    keys = {node: Ed25519PrivateKey.generate() for node in (BE, FI, "org.genofed.node.xx")}
+    with hub_server(make_hub(tmp_path / "hub")) as (hub_url, served):
+        engine = make_engine(served.database_url)
+        with session_scope(for_writing(engine)) as session:
+            for node_id, key in keys.items():
+                country = node_id[-2:].upper()
+                registry.join(session, join_request(node_id, country, public_key_text(key)))
+                if country != "XX":
+                    registry.approve(session, node_id, "operator")
+        engine.dispose()
+        yield hub_url, served, keys
+
+
+def _push(hub_url: str, key: Ed25519PrivateKey, keyid: str, pushed: Replication) -> httpx.Response:
+    with httpx.Client(auth=SignedAuth(key, keyid), timeout=30) as client:
+        return client.post(
+            f"{hub_url}{pathogen_hub.REPLICATE_PATH}",
+            content=pushed.model_dump_json(),
+            headers={"Content-Type": "application/json"},
+        )
+
+
+def _refused(response: httpx.Response, status: int, code: str) -> str:
+    assert response.status_code == status, response.text
+    assert response.headers["X-Refusal-Reason"] == code
+    detail: str = response.json()["detail"]
+    return detail
+
+
+def test_forged_unsigned_and_foreign_pushes_are_refused(
+    hub_with_members: tuple[str, Settings, Keys],
+) -> None:
+    hub_url, served, keys = hub_with_members
+    belgian = batch([record("BE", 1), record("BE", 2)], sequences=True)
+    body = belgian.model_dump_json()
+
+    unsigned = httpx.post(f"{hub_url}{pathogen_hub.REPLICATE_PATH}", content=body)
+    _refused(unsigned, 401, "unsigned")
+    forged = _push(hub_url, Ed25519PrivateKey.generate(), BE, belgian)  # BE's name, not its key
+    _refused(forged, 401, "bad_signature")
+    foreign = _push(hub_url, keys[FI], FI, belgian)  # FI's own key, BE's records
+    assert "is not a record of node org.genofed.node.fi" in _refused(foreign, 403, "forbidden")
+    pending = _push(hub_url, keys["org.genofed.node.xx"], "org.genofed.node.xx", belgian)
+    assert "approves it first" in _refused(pending, 403, "forbidden")
+    assert _hub_rows(served) == {}
+
+    with httpx.Client(timeout=30) as plain:  # the same signed call twice: the second is refused
+        request = plain.build_request(
+            "POST",
+            f"{hub_url}{pathogen_hub.REPLICATE_PATH}",
+            content=body,
+            headers={"Content-Type": "application/json"},
+        )
+        signed = next(SignedAuth(keys[BE], BE).auth_flow(request))
+        accepted = plain.send(signed)
+        assert accepted.status_code == 200, accepted.text
+        assert accepted.json()["applied"]["created"] == 2
+        _refused(plain.send(signed), 401, "replay")
+    # sent again, freshly signed (a node resending): accepted, nothing changes
+    again = _push(hub_url, keys[BE], BE, belgian)
+    assert again.json()["applied"] == {**accepted.json()["applied"], "created": 0, "unchanged": 2}
+    assert _hub_rows(served) == {accession("BE", 1): (1, False), accession("BE", 2): (1, False)}
+
+    engine = make_engine(served.database_url)
+    with session_scope(engine) as session:
+        audited = session.execute(
+            select(AuditEntry.actor, AuditEntry.action, AuditEntry.outcome).order_by(AuditEntry.seq)
+        ).all()
+    engine.dispose()
+    assert (FI, "federation.refused.forbidden", "denied") in audited
+    assert [row for row in audited if row[1] == "pathogen.replicate"] == [
+        (BE, "pathogen.replicate", "allowed"),
+        (BE, "pathogen.replicate", "allowed"),
+    ]
+
+
+# -- downloads at the hub -----------------------------------------------------------------------
+
+
+def test_members_download_sequences_after_accepting_the_terms(tmp_path: Path) -> None:
+    hub_settings = make_hub(tmp_path / "hub")
+    be = make_node(tmp_path / "be", "BE")
+    released = _release_outbreak(be, 3)
+    with (
+        hub_server(hub_settings) as (hub_url, hub_served),
+        node_server(with_hub(be, hub_url)) as (_, be_served),
+    ):
+        wait_for(lambda: _registered(hub_served, "BE"), what="the join")
+        approve_node(hub_served, "BE", "operator")
+        wait_for(lambda: _hub_count(hub_url) == 3, what="the replication")
+        name = f"{released[0]}.1"
+        fasta = f"{hub_url}{LAPIS}/sample/unalignedNucleotideSequences"
+        token = issue_token(be_served, "alice", ["requester"])
+        bearer = {"Authorization": f"Bearer {token}"}
+
+        assert httpx.get(fasta, params={"accessionVersion": name}).status_code == 401
+        stranger = httpx.get(
+            fasta, params={"accessionVersion": name}, headers={"Authorization": "Bearer x.y.z"}
+        )
+        assert stranger.status_code == 401
+        refused = httpx.get(fasta, params={"accessionVersion": name}, headers=bearer)
+        assert refused.status_code == 403 and "has not accepted" in refused.text
+        accepted = httpx.post(f"{hub_url}/pathogen/terms/accept", headers=bearer, json={})
+        assert accepted.json() == {"subject": f"alice@{BE}", "accepted": ["open"]}
+
+        got = httpx.get(fasta, params={"accessionVersion": name}, headers=bearer, timeout=30)
+        assert got.status_code == 200, got.text
+        engine = make_engine(be_served.database_url)
+        with session_scope(engine) as session:  # what the node itself gives
+            [(_, expected)] = list(curation.sequences(session, [name]))
+            credit = acknowledgements.table(by_accession_version(session, [name]))
+        engine.dispose()
+        assert got.text == f">{name}\n{expected}\n"
+
+        thanks = httpx.get(
+            f"{hub_url}/pathogen/acknowledgements",
+            params={"accessions": name, "format": "json"},
+        ).json()["acknowledgements"]
+        assert thanks == credit

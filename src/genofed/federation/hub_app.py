@@ -83,6 +83,7 @@ class HubResources:
     index: CatalogueIndex
     nonces: DatabaseNonces
     signing_key: str
+    pathogen: pathogen_hub.FederationRecords
 
     def close(self) -> None:
         self.engine.dispose()
@@ -98,7 +99,8 @@ def open_hub(settings: Settings) -> HubResources:
     except BaseException:
         engine.dispose()
         raise
-    return HubResources(engine, CatalogueIndex(), DatabaseNonces(engine), key)
+    records = pathogen_hub.FederationRecords(engine)
+    return HubResources(engine, CatalogueIndex(), DatabaseNonces(engine), key, records)
 
 
 def create_hub_app(settings: Settings) -> FastAPI:
@@ -114,6 +116,7 @@ def create_hub_app(settings: Settings) -> FastAPI:
     app.include_router(beacon_network.router)
     app.include_router(stats.router)
     app.include_router(access_routing.router)
+    app.include_router(pathogen_hub.hub_router())
     app.include_router(web.hub_router)  # the portal's public pages: catalogue, beacon network
     app.add_exception_handler(RequestValidationError, _validation_error)
     return app
@@ -123,6 +126,7 @@ def create_hub_app(settings: Settings) -> FastAPI:
 async def _lifespan(app: FastAPI, *, settings: Settings) -> AsyncIterator[None]:
     hub = await anyio.to_thread.run_sync(open_hub, settings)
     app.state.hub = hub
+    hub.pathogen.start()  # loads the replicated pathogen records in the background
     # the portal's forms and sign-ins are MACed under a key derived from this one
     await anyio.to_thread.run_sync(ensure_signing_key, settings)
     # one client for every call to the nodes, each call signed with the hub's key
@@ -451,7 +455,9 @@ async def _replicate_pathogen(request: Request) -> dict[str, Any]:
         )
         return result
 
-    return await _signed_write(request, store)
+    result = await _signed_write(request, store)
+    await anyio.to_thread.run_sync(partial(_hub(request).pathogen.refresh, wait=False))
+    return result
 
 
 async def _signed_write(request: Request, work: Callable[[Session], T]) -> T:

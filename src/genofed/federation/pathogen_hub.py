@@ -37,25 +37,41 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import importlib
 import logging
 import re
+import threading
+import time
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any
 
+import jwt
 import zstandard
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import func, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from genofed.db.models import HubNode, HubPathogenCursor, HubPathogenRecord, utcnow
+from genofed import db
+from genofed.access import audit
+from genofed.access.jwks import ALGORITHMS
+from genofed.access.tokens import TokenRequestError, check_subject
+from genofed.db.models import HubNode, HubNodeStatus, HubPathogenCursor, HubPathogenRecord, utcnow
 from genofed.errors import GenofedError
 from genofed.metadata.accessions import check_character
+from genofed.pathogen import acknowledgements, terms
 from genofed.pathogen.entries import NotFound
+from genofed.pathogen.lapis import lapis_router, parse_filter, read_params
 from genofed.pathogen.organisms import Organism
-from genofed.pathogen.record import PathogenRecord
+from genofed.pathogen.record import OPEN, RESTRICTED, PathogenRecord
 from genofed.pathogen.registry import get_organism
+from genofed.pathogen.store import PathogenStore, SampleFilter
+from genofed.pathogen.variant_query import QueryError
 
 log = logging.getLogger(__name__)
 REPLICATE_PATH = "/pathogen/replicate"
@@ -317,3 +333,344 @@ def queryable_problem(session: Session, name: str, reference: str) -> str | None
             "records are kept but not queried; the operators must use the same reference"
         )
     return None
+
+
+# -- queries over the federation -------------------------------------------------------------
+
+REFRESH_SECONDS = 1.0  # a query looks for newer rows at most this often
+
+
+class FederationRecords:
+    """The hub's query stores, one :class:`PathogenStore` per organism, over its replicated
+    records; the database stays the truth (any number of hub processes can serve queries)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._stores: dict[str, PathogenStore] = {}
+        self._seq = 0  # the newest row read
+        self._nodes: frozenset[str] = frozenset()
+        self._refreshing = threading.Lock()
+        self._checked = 0.0
+        self._skipped: set[tuple[str, str]] = set()  # (organism, reference) not queryable
+
+    def start(self) -> None:
+        """Load the records in a background thread (a large federation takes a while; queries
+        meanwhile answer from what is loaded, under its data version)."""
+        threading.Thread(target=self._load, name="pathogen-load", daemon=True).start()
+
+    def _load(self) -> None:
+        try:
+            started = time.monotonic()
+            read = self.refresh()
+            log.info("loaded %d pathogen records in %.1f s", read, time.monotonic() - started)
+        except Exception:  # the hub serves on; queries retry the refresh
+            log.exception("loading the pathogen records failed")
+
+    def store(self, organism: str) -> PathogenStore | None:
+        """The store of ``organism``, caught up with the database (None: no such organism)."""
+        if time.monotonic() - self._checked > REFRESH_SECONDS:
+            self.refresh(wait=False)
+        store = self._stores.get(organism)
+        if store is None:
+            with db.session_scope(self.engine) as session:
+                species = hub_organism(session, organism)
+            if species is None:
+                return None
+            store = self._stores.setdefault(organism, PathogenStore(species))
+        return store
+
+    def refresh(self, *, wait: bool = True) -> int:
+        """Read the rows changed since the last refresh into the stores; how many were read.
+        ``wait=False`` returns at once (0) when another thread is refreshing."""
+        if not self._refreshing.acquire(blocking=wait):
+            return 0
+        try:
+            self._checked = time.monotonic()
+            with db.session_scope(self.engine) as session:
+                nodes = frozenset(session.scalars(select(HubNode.id)))
+                if not nodes >= self._nodes:  # a node was removed, its records with it
+                    log.info("a node left the hub: rebuilding the pathogen query stores")
+                    self._stores, self._seq = {}, 0
+                self._nodes = nodes
+                return self._read(session)
+        finally:
+            self._refreshing.release()
+
+    def _read(self, session: Session) -> int:
+        read = 0
+        for chunk in _changed_rows(session, self._seq):
+            by_organism: dict[str, list[PathogenRecord]] = {}
+            for row in chunk:
+                read += 1
+                self._seq = max(self._seq, row.seq)
+                if self._queryable(session, row.organism, row.reference):
+                    record = PathogenRecord.from_json(row.record)
+                    by_organism.setdefault(row.organism, []).append(record)
+            for organism, records in by_organism.items():
+                store = self._stores.get(organism)
+                if store is None:
+                    species = hub_organism(session, organism)
+                    assert species is not None  # checked by _queryable
+                    store = self._stores[organism] = PathogenStore(species)
+                store.add_many(records)
+        return read
+
+    def _queryable(self, session: Session, organism: str, reference: str) -> bool:
+        if (organism, reference) in self._skipped:
+            return False
+        problem = queryable_problem(session, organism, reference)
+        if problem is not None:
+            log.warning("%s", problem)
+            self._skipped.add((organism, reference))
+        return problem is None
+
+
+def _changed_rows(session: Session, after: int, size: int = 5_000) -> Iterator[Sequence[Any]]:
+    """Rows with a ``seq`` above ``after``, oldest change first, in chunks."""
+    query = (
+        select(
+            HubPathogenRecord.seq,
+            HubPathogenRecord.organism,
+            HubPathogenRecord.reference,
+            HubPathogenRecord.record,
+        )
+        .where(HubPathogenRecord.seq > after)
+        .order_by(HubPathogenRecord.seq)
+        .execution_options(yield_per=size)
+    )
+    yield from session.execute(query).partitions(size)
+
+
+class FederationSequences:
+    """The genomes of the hub's records (LAPIS's :class:`~genofed.pathogen.lapis.SequenceSource`):
+    unaligned from the packed copy each node pushed, aligned rebuilt from the record's analysis."""
+
+    def __init__(self, engine: Engine, organism: Organism) -> None:
+        self.engine = engine
+        self.organism = organism
+
+    def unaligned(self, accession_version: str) -> str:
+        row = self._row(accession_version)
+        if row.sequence is None:
+            return ""  # the node had none to give (never for records it released)
+        return unpack(self.organism, row.sequence)
+
+    def aligned(self, accession_version: str) -> str:
+        alignment = importlib.import_module("genofed.pathogen.alignment")  # heavy: when asked
+        record = PathogenRecord.from_json(self._row(accession_version).record)
+        return str(alignment.aligned_sequence(self.organism, record.analysis))
+
+    def _row(self, accession_version: str) -> HubPathogenRecord:
+        accession, _, version = accession_version.rpartition(".")
+        with db.session_scope(self.engine) as session:
+            row = session.get(HubPathogenRecord, accession)
+            if row is None or str(row.version) != version:
+                raise LookupError(f"{accession_version} is not held at the hub (any more)")
+            session.expunge(row)
+            return row
+
+
+# -- downloads at the hub: users of member nodes, who accepted the terms here ----------------
+
+
+class MemberTokenRefused(GenofedError):
+    """A bearer token that no approved member node issued, or that does not verify."""
+
+
+def member_subject(session: Session, token: str) -> str:
+    """The subject a member node's token speaks for, suffixed with the node's id as members
+    do (``alice@org.genofed.node.be``), verified against the node's keys registered here."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise MemberTokenRefused("the token is malformed (not a JWT)") from None
+    node = session.scalars(
+        select(HubNode).where(
+            HubNode.issuer == claims.get("iss"), HubNode.status == HubNodeStatus.APPROVED
+        )
+    ).first()
+    if node is None:
+        raise MemberTokenRefused(
+            f"the token's issuer {str(claims.get('iss'))[:200]!r} is not an approved member of "
+            "this federation: sign in at your node and use its token"
+        )
+    keys = {key.get("kid"): key for key in node.jwks.get("keys", []) if isinstance(key, dict)}
+    key = keys.get(header.get("kid")) or (next(iter(keys.values())) if len(keys) == 1 else None)
+    algorithm = header.get("alg")
+    if key is None or algorithm not in ALGORITHMS:
+        raise MemberTokenRefused(f"the token is not signed with a key of {node.id}")
+    try:
+        verified = jwt.decode(
+            token,
+            jwt.PyJWK(key).key,
+            algorithms=[str(algorithm)],
+            issuer=node.issuer,
+            options={"require": ["iss", "sub", "exp"], "verify_aud": False},
+        )
+    except (jwt.PyJWTError, jwt.PyJWKError) as error:
+        raise MemberTokenRefused(f"the token of {node.id} is refused: {error}") from None
+    subject = f"{verified['sub']}@{node.id}"
+    try:  # it goes into the audit log: the node's own subject rules
+        check_subject(subject)
+    except TokenRequestError as error:
+        raise MemberTokenRefused(f"the token of {node.id} is refused: {error}") from None
+    return subject
+
+
+# -- the hub's pathogen routes -----------------------------------------------------------------
+
+LAPIS_PREFIX = "/pathogen/lapis/{organism}"  # as on the nodes
+
+
+class Acceptance(BaseModel):
+    terms: str = Field(OPEN, pattern="^(open|restricted)$")
+
+
+def hub_router() -> APIRouter:
+    """The hub's pathogen routes: the terms and their acceptance, the acknowledgements, and
+    LAPIS over every released record of the federation (sequences for users of member nodes
+    who accepted the terms here)."""
+    router = APIRouter(tags=["pathogen"])
+    router.add_api_route("/pathogen/terms", _terms, methods=["GET"])
+    router.add_api_route("/pathogen/terms/accept", _accept_terms, methods=["POST"])
+    router.add_api_route(
+        "/pathogen/acknowledgements", _acknowledgements, methods=["GET"], response_model=None
+    )
+    lapis = lapis_router(_store, sequences=_sequences, sequence_access=_downloader)
+    router.include_router(lapis, prefix=LAPIS_PREFIX)
+    return router
+
+
+def _records(request: Request) -> FederationRecords:
+    records: FederationRecords = request.app.state.hub.pathogen
+    return records
+
+
+def _store(request: Request) -> PathogenStore:
+    name = request.path_params["organism"]
+    store = _records(request).store(name)
+    if store is None:
+        raise HTTPException(404, f"the hub has no organism {name[:64]!r}: see GET /pathogen/lapis")
+    return store
+
+
+def _sequences(request: Request) -> FederationSequences:
+    return FederationSequences(_records(request).engine, _store(request).organism)
+
+
+def _terms() -> dict[str, Any]:
+    """The data-use terms a downloader accepts (the nodes' terms, accepted here once)."""
+    return {"version": terms.TERMS_VERSION, "terms": terms.TEXTS}
+
+
+async def _accept_terms(request: Request, body: Acceptance | None = None) -> dict[str, Any]:
+    """A user of a member node accepts the terms at the hub (restricted use includes open)."""
+    token = _bearer(request)
+    kind = OPEN if body is None else body.terms
+
+    def accept() -> dict[str, Any]:
+        with db.session_scope(db.for_writing(_records(request).engine)) as session:
+            subject = _subject(session, token)
+            for each in (OPEN, kind):
+                terms.accept(session, subject, each)
+            return {"subject": subject, "accepted": sorted(terms.accepted(session, subject))}
+
+    return await run_in_threadpool(accept)
+
+
+async def _downloader(request: Request) -> str:
+    """Sequence downloads: a user of a member node who accepted the terms here, and the
+    restricted-use terms too when the selection holds restricted records; audited."""
+    token = _bearer(request)
+    store = _store(request)
+    try:
+        chosen = parse_filter(await read_params(request), store)
+    except QueryError:
+        return ""  # the route answers 400 with the details
+    restricted = SampleFilter(
+        equals={**chosen.equals, "dataUseTerms": (RESTRICTED,)},
+        date_ranges=chosen.date_ranges,
+        number_ranges=chosen.number_ranges,
+        variant=chosen.variant,
+        include_revoked=chosen.include_revoked,
+    )
+
+    def check() -> str:
+        with db.session_scope(db.for_writing(_records(request).engine)) as session:
+            subject = _subject(session, token)
+            held = terms.accepted(session, subject)
+            problem = None
+            if OPEN not in held:
+                problem = (
+                    f"{subject} has not accepted the pathogen data-use terms at this hub: read "
+                    "them at GET /pathogen/terms and accept with POST /pathogen/terms/accept"
+                )
+            elif RESTRICTED not in held and store.aggregated(restricted).data[0]["count"]:
+                problem = (
+                    "the selection holds records under restricted use: accept the "
+                    'restricted-use terms (POST /pathogen/terms/accept {"terms": "restricted"}) '
+                    "or add dataUseTerms=open"
+                )
+            audit.record(
+                session,
+                actor=subject,
+                action="pathogen.download",
+                outcome="denied" if problem else "allowed",
+                detail={"path": request.url.path, "query": str(request.url.query)[:500]},
+            )
+        if problem:
+            raise HTTPException(403, problem)
+        return subject
+
+    return await run_in_threadpool(check)
+
+
+def _acknowledgements(
+    request: Request,
+    accessions: str = Query(description="Comma-separated accession.versions."),
+    format: str = Query("tsv", pattern="^(tsv|csv|json)$"),
+) -> Response:
+    """Whom to thank for the records named: originating and submitting labs, authors."""
+    names = list(dict.fromkeys(name.strip() for name in accessions.split(",") if name.strip()))
+    with db.session_scope(_records(request).engine) as session:
+        rows = session.scalars(
+            select(HubPathogenRecord).where(
+                HubPathogenRecord.accession.in_({name.partition(".")[0] for name in names})
+            )
+        )
+        held = {f"{row.accession}.{row.version}": row.record for row in rows}
+    missing = [name for name in names if name not in held]
+    if missing:
+        raise HTTPException(
+            404, f"not held at the hub: {', '.join(missing[:10])}; name current versions"
+        )
+    table = [_acknowledgement(name, held[name]["metadata"]) for name in names]
+    return Response(
+        acknowledgements.render(table, format), media_type=acknowledgements.MEDIA_TYPES[format]
+    )
+
+
+def _acknowledgement(name: str, metadata: dict[str, str]) -> dict[str, str]:
+    row = {column: metadata.get(column, "") for column in acknowledgements.COLUMNS[1:]}
+    return {"accession_version": name, **row}
+
+
+def _bearer(request: Request) -> str:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HTTPException(
+            401,
+            "no bearer token: send 'Authorization: Bearer <token>' with a token from your node",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return token.strip()
+
+
+def _subject(session: Session, token: str) -> str:
+    try:
+        return member_subject(session, token)
+    except MemberTokenRefused as error:
+        raise HTTPException(
+            401, str(error), headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        ) from None
