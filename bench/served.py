@@ -37,16 +37,17 @@ class ServedApp:
         probe: str = "/service-info",
         what: str = "the server",
         sock: socket.socket | None = None,
+        ready_within: float = 60,
     ) -> None:
         self._sock = sock or listening()
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
         fd = self._sock.fileno()
         command = [sys.executable, "-c", script, str(config), str(fd)]
         self._process = subprocess.Popen(command, pass_fds=[fd])
-        self._wait_ready(probe, what)
+        self._wait_ready(probe, what, ready_within)
 
-    def _wait_ready(self, probe: str, what: str) -> None:
-        deadline = time.monotonic() + 60
+    def _wait_ready(self, probe: str, what: str, ready_within: float) -> None:
+        deadline = time.monotonic() + ready_within
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise SystemExit(f"{what} exited: see its log above")
@@ -55,7 +56,7 @@ class ServedApp:
                 return
             except httpx.HTTPError:
                 time.sleep(0.1)
-        raise SystemExit(f"{what} did not answer within 60 s")
+        raise SystemExit(f"{what} did not answer within {ready_within:.0f} s")
 
     @property
     def pid(self) -> int:
