@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -40,10 +40,11 @@ from genofed.pathogen.analysis import GOOD, Analysis, Qc
 from genofed.pathogen.entries import by_accession_version
 from genofed.pathogen.organisms import load_organism
 from genofed.pathogen.processing import process_pending
-from genofed.pathogen.record import OPEN, PathogenRecord
+from genofed.pathogen.record import OPEN, RESTRICTED, PathogenRecord
 from genofed.pathogen.store import PathogenStore, SampleFilter
 from genofed.pathogen.submissions import revise, submit_batch
 from genofed.pathogen.synthetic import outbreak, write_submission
+from genofed.pathogen.terms import Terms
 from genofed.pathogen.variant_query import parse_variant_query
 
 SARS = load_organism("sars-cov-2")
@@ -316,7 +317,9 @@ def test_restricted_terms_travel(hub_db: Engine) -> None:
 # -- two nodes and a hub on loopback ------------------------------------------------------------
 
 
-def _release_outbreak(settings: Settings, count: int, seed: int = 1) -> list[str]:
+def _release_outbreak(
+    settings: Settings, count: int, seed: int = 1, terms: Terms = Terms()
+) -> list[str]:
     """A synthetic outbreak submitted, processed and released on the node; its accessions."""
     engine = make_engine(settings.database_url)
     try:
@@ -330,7 +333,7 @@ def _release_outbreak(settings: Settings, count: int, seed: int = 1) -> list[str
                 organism=SARS,
                 fasta=fasta,
                 sheet=sheet,
-                today=date(2025, 6, 1),
+                terms=terms,
             )
         assert outcome.stored, outcome.problems
         process_pending(engine, workers=1)
@@ -592,13 +595,16 @@ def test_members_download_sequences_after_accepting_the_terms(tmp_path: Path) ->
     hub_settings = make_hub(tmp_path / "hub")
     be = make_node(tmp_path / "be", "BE")
     released = _release_outbreak(be, 3)
+    until = date.today() + timedelta(days=100)
+    [restricted] = _release_outbreak(be, 1, seed=2, terms=Terms(RESTRICTED, until))
     with (
         hub_server(hub_settings) as (hub_url, hub_served),
         node_server(with_hub(be, hub_url)) as (_, be_served),
     ):
         wait_for(lambda: _registered(hub_served, "BE"), what="the join")
         approve_node(hub_served, "BE", "operator")
-        wait_for(lambda: _hub_count(hub_url) == 3, what="the replication")
+        wait_for(lambda: _hub_count(hub_url) == 4, what="the replication")
+        assert _hub_count(hub_url, dataUseTerms="restricted") == 1
         name = f"{released[0]}.1"
         fasta = f"{hub_url}{LAPIS}/sample/unalignedNucleotideSequences"
         token = issue_token(be_served, "alice", ["requester"])
@@ -622,6 +628,18 @@ def test_members_download_sequences_after_accepting_the_terms(tmp_path: Path) ->
             credit = acknowledgements.table(by_accession_version(session, [name]))
         engine.dispose()
         assert got.text == f">{name}\n{expected}\n"
+
+        # restricted records need the restricted-use terms accepted too
+        everything = httpx.get(fasta, headers=bearer, timeout=30)
+        assert everything.status_code == 403 and "restricted use" in everything.text
+        only_open = httpx.get(fasta, params={"dataUseTerms": "open"}, headers=bearer, timeout=30)
+        assert only_open.text.count(">") == 3
+        httpx.post(f"{hub_url}/pathogen/terms/accept", headers=bearer, json={"terms": "restricted"})
+        everything = httpx.get(fasta, headers=bearer, timeout=30)
+        assert everything.status_code == 200 and f">{restricted}.1" in everything.text
+
+        unknown = httpx.get(f"{hub_url}/pathogen/lapis/ebola/sample/aggregated")
+        assert unknown.status_code == 404 and "choose one of sars-cov-2" in unknown.text
 
         thanks = httpx.get(
             f"{hub_url}/pathogen/acknowledgements",

@@ -44,7 +44,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Annotated, Any
 
@@ -69,8 +69,8 @@ from genofed.pathogen.entries import NotFound
 from genofed.pathogen.lapis import lapis_router, parse_filter, read_params
 from genofed.pathogen.organisms import Organism
 from genofed.pathogen.record import OPEN, RESTRICTED, PathogenRecord
-from genofed.pathogen.registry import get_organism
-from genofed.pathogen.store import PathogenStore, SampleFilter
+from genofed.pathogen.registry import get_organism, organism_names
+from genofed.pathogen.store import PathogenStore
 from genofed.pathogen.variant_query import QueryError
 
 log = logging.getLogger(__name__)
@@ -551,7 +551,9 @@ def _store(request: Request) -> PathogenStore:
     name = request.path_params["organism"]
     store = _records(request).store(name)
     if store is None:
-        raise HTTPException(404, f"the hub has no organism {name[:64]!r}: see GET /pathogen/lapis")
+        with db.session_scope(_records(request).engine) as session:
+            known = ", ".join(organism_names(session))
+        raise HTTPException(404, f"the hub has no organism {name[:64]!r}: choose one of {known}")
     return store
 
 
@@ -588,12 +590,11 @@ async def _downloader(request: Request) -> str:
         chosen = parse_filter(await read_params(request), store)
     except QueryError:
         return ""  # the route answers 400 with the details
-    restricted = SampleFilter(
-        equals={**chosen.equals, "dataUseTerms": (RESTRICTED,)},
-        date_ranges=chosen.date_ranges,
-        number_ranges=chosen.number_ranges,
-        variant=chosen.variant,
-        include_revoked=chosen.include_revoked,
+    asked = chosen.equals.get("dataUseTerms")  # the selection's own terms filter, if any
+    restricted = (
+        None
+        if asked is not None and RESTRICTED not in asked
+        else replace(chosen, equals={**chosen.equals, "dataUseTerms": (RESTRICTED,)})
     )
 
     def check() -> str:
@@ -606,7 +607,11 @@ async def _downloader(request: Request) -> str:
                     f"{subject} has not accepted the pathogen data-use terms at this hub: read "
                     "them at GET /pathogen/terms and accept with POST /pathogen/terms/accept"
                 )
-            elif RESTRICTED not in held and store.aggregated(restricted).data[0]["count"]:
+            elif (
+                RESTRICTED not in held
+                and restricted is not None
+                and store.aggregated(restricted).data[0]["count"]
+            ):
                 problem = (
                     "the selection holds records under restricted use: accept the "
                     'restricted-use terms (POST /pathogen/terms/accept {"terms": "restricted"}) '

@@ -49,6 +49,7 @@ from genofed.pathogen.registry import get_organism
 
 log = logging.getLogger(__name__)
 MAX_BATCHES_PER_SYNC = 100  # 50,000 records per cycle at most; the rest at the next ones
+MAX_BATCH_BYTES = 4 * 1024 * 1024  # the hub reads signed bodies up to 8 MiB
 
 
 class ReplicationError(GenofedError):
@@ -133,26 +134,27 @@ def replicate(
 def _batch(
     session: Session, after: int, pending: list[Change], organism: OrganismSource
 ) -> Replication:
-    """The leading run of ``pending`` that is of one organism, as one batch."""
+    """The leading run of ``pending`` that is of one organism and fits in one push."""
     name = pending[0].record.organism
-    run: list[Change] = []
-    for change in pending:
-        if change.record.organism != name:
-            break
-        run.append(change)
     species = organism(session, name)
+    items: list[Replicated] = []
+    through, size = after, 0
+    for change in pending:
+        if change.record.organism != name or size > MAX_BATCH_BYTES:
+            break
+        item = Replicated(
+            record=change.record.to_json(),
+            sequence=encode(species, change.sequence) if change.sequence else None,
+        )
+        size += len(item.model_dump_json())
+        items.append(item)
+        through = change.change_seq
     return Replication(
         organism=name,
         reference=reference_digest(species),
         after=after,
-        through=run[-1].change_seq,
-        records=[
-            Replicated(
-                record=change.record.to_json(),
-                sequence=encode(species, change.sequence) if change.sequence else None,
-            )
-            for change in run
-        ],
+        through=through,
+        records=items,
     )
 
 
