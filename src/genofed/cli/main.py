@@ -10,6 +10,7 @@ from genofed import __version__
 from genofed.cli import archive, audit, crypt4gh, db, download, node, submit, token, user
 from genofed.cli import beacon as beacon_cli
 from genofed.cli import metadata as metadata_cli
+from genofed.cli import pathogen as pathogen_cli
 from genofed.cli.access import access_app, dac_app
 from genofed.cli.beacon_guard import configure as beacon_configure
 from genofed.cli.beacon_terms import terms as beacon_terms
@@ -49,6 +50,7 @@ app.add_typer(beacon_cli.app, name="beacon")
 app.add_typer(stats_app, name="stats")
 app.add_typer(cross_border_app, name="federation")
 app.command()(search)
+app.add_typer(pathogen_cli.app, name="pathogen")
 
 
 @app.command()
