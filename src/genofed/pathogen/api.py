@@ -67,6 +67,7 @@ from genofed.pathogen.entries import (
     by_accession_version,
     find_entry,
 )
+from genofed.pathogen.node_queries import LAPIS_PREFIX, NodeQueries, lapis_routes
 from genofed.pathogen.processing import Processor
 from genofed.pathogen.record import OPEN, RESTRICTED
 
@@ -88,8 +89,10 @@ registered = bearer_identity
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start processing with the node (when it runs its workers), stop it with the node."""
+    """Fill the query stores and start processing with the node (when it runs its workers);
+    stop processing with the node."""
     settings: Settings = app.state.settings
+    app.state.pathogen_queries = NodeQueries(app.state.node.engine).start()
     processor = None
     if settings.embedded_workers:
         processor = await anyio.to_thread.run_sync(Processor(app.state.node.engine).start)
@@ -102,6 +105,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 router = APIRouter(prefix="/pathogen", tags=["pathogen"], lifespan=_lifespan)
+router.include_router(lapis_routes, prefix=LAPIS_PREFIX)
 
 
 # -- plumbing -----------------------------------------------------------------------------------
@@ -148,6 +152,13 @@ def _saved(*uploads: UploadFile) -> Iterator[list[Path]]:
                     out.write(chunk)
             paths.append(path)
         yield paths
+
+
+def _published(request: Request) -> None:
+    """A release or revocation: the query stores catch up before the response."""
+    queries: NodeQueries | None = getattr(request.app.state, "pathogen_queries", None)
+    if queries is not None:
+        queries.refresh()
 
 
 def _wake_processing(request: Request) -> None:
@@ -303,13 +314,17 @@ def approve(
     release = True if body is None else body.release
     with _transaction(request, write=True) as session:
         entry = curation.approve(session, accession, who.subject, release=release)
-        return curation.entry_view(entry)
+        view = curation.entry_view(entry)
+    _published(request)
+    return view
 
 
 @router.post("/records/{accession}/release")
 def release(accession: str, request: Request, who: Identity = Depends(curating)) -> dict[str, Any]:
     with _transaction(request, write=True) as session:
-        return curation.entry_view(curation.release(session, accession, who.subject))
+        view = curation.entry_view(curation.release(session, accession, who.subject))
+    _published(request)
+    return view
 
 
 @router.post("/records/{accession}/reject")
@@ -329,7 +344,9 @@ def revoke(
         entry = curation.revoke(
             session, accession, who.subject, body.reason, curator=_is_curator(who)
         )
-        return curation.entry_view(entry)
+        view = curation.entry_view(entry)
+    _published(request)
+    return view
 
 
 @router.post("/records/{accession}/revise", status_code=201, response_model=None)

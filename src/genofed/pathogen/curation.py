@@ -9,7 +9,6 @@ and the hub, with :func:`sequences` for their genomes.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -19,7 +18,7 @@ from sqlalchemy.orm import Session
 from genofed.access import audit
 from genofed.db import PathogenEntry, PathogenState
 from genofed.db.models import utcnow
-from genofed.pathogen.analysis import Analysis
+from genofed.pathogen.analysis import Analysis, aligned_sequence
 from genofed.pathogen.batch import ID_COLUMN
 from genofed.pathogen.entries import (
     ERRORS,
@@ -266,15 +265,9 @@ def _sequence(session: Session, entry: PathogenEntry, aligned: bool) -> str:
     sequence = decompress(entry.sequence)
     if not aligned:
         return sequence
-    try:  # the aligner's module, imported when needed: it is heavy
-        alignment = importlib.import_module("genofed.pathogen.alignment")
-    except ImportError:
-        raise Conflict(
-            "aligned sequences are not available on this node yet: ask unaligned"
-        ) from None
     organism = get_organism(session, entry.organism)
-    assert entry.analysis is not None
-    return str(alignment.aligned_sequence(organism, Analysis.from_json(entry.analysis)))
+    assert entry.analysis is not None  # public entries were analysed
+    return aligned_sequence(organism, Analysis.from_json(entry.analysis))
 
 
 def history(session: Session, accession: str) -> list[dict[str, Any]]:
