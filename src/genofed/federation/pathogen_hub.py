@@ -77,6 +77,7 @@ log = logging.getLogger(__name__)
 REPLICATE_PATH = "/pathogen/replicate"
 MAX_BATCH = 500  # records per push: each is a few kB, so a push stays well under 8 MiB
 PATHOGEN_LOCK_ID = 0x6766706174  # "gfpat": PostgreSQL advisory lock of replication writers
+_RECORD_FIELDS = frozenset(PathogenRecord.__dataclass_fields__)
 _ACCESSION = re.compile(r"^GF([A-Z]{2})V\d{11}[0-9A-Z]$")
 
 
@@ -120,7 +121,12 @@ class Replication(BaseModel):
 
 def reference_digest(organism: Organism) -> str:
     """The sha256 of the organism's reference sequence, as batches name it."""
-    return hashlib.sha256(organism.reference.upper().encode()).hexdigest()
+    return _digest(organism.reference)
+
+
+@cache
+def _digest(reference: str) -> str:
+    return hashlib.sha256(reference.upper().encode()).hexdigest()
 
 
 @cache
@@ -153,6 +159,7 @@ def encode(organism: Organism, sequence: str) -> str:
 @dataclass(frozen=True)
 class Incoming:
     record: PathogenRecord
+    document: dict[str, Any]  # as received: to_json again would cost ~1 ms a record
     packed: bytes | None
 
 
@@ -230,7 +237,8 @@ def _incoming(node: HubNode, organism: str, index: int, item: Replicated) -> Inc
             f"({node.country}): a node pushes only accessions GF{node.country}V... it assigned",
             403,
         )
-    return Incoming(record, packed)
+    document = {key: value for key, value in item.record.items() if key in _RECORD_FIELDS}
+    return Incoming(record, document, packed)
 
 
 def _owned(record: PathogenRecord, node: HubNode) -> bool:
@@ -282,7 +290,7 @@ def _fill(row: HubPathogenRecord, item: Incoming, reference: str) -> None:
     row.reference = reference
     row.version = record.version
     row.revoked = record.revoked
-    row.record = record.to_json()
+    row.record = item.document
     row.sequence = item.packed
     row.updated_at = utcnow()
 
@@ -351,7 +359,7 @@ class FederationRecords:
         self._nodes: frozenset[str] = frozenset()
         self._refreshing = threading.Lock()
         self._checked = 0.0
-        self._skipped: set[tuple[str, str]] = set()  # (organism, reference) not queryable
+        self._verdicts: dict[tuple[str, str], bool] = {}  # (organism, reference) queryable?
 
     def start(self) -> None:
         """Load the records in a background thread (a large federation takes a while; queries
@@ -416,13 +424,13 @@ class FederationRecords:
         return read
 
     def _queryable(self, session: Session, organism: str, reference: str) -> bool:
-        if (organism, reference) in self._skipped:
-            return False
-        problem = queryable_problem(session, organism, reference)
-        if problem is not None:
-            log.warning("%s", problem)
-            self._skipped.add((organism, reference))
-        return problem is None
+        verdict = self._verdicts.get((organism, reference))
+        if verdict is None:
+            problem = queryable_problem(session, organism, reference)
+            if problem is not None:
+                log.warning("%s", problem)
+            verdict = self._verdicts[organism, reference] = problem is None
+        return verdict
 
 
 def _changed_rows(session: Session, after: int, size: int = 5_000) -> Iterator[Sequence[Any]]:
