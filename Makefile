@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/download.py
 	$(BIN)/python bench/federation.py
+	$(BIN)/python bench/pathogen.py
 	$(BIN)/python bench/pathogen_query.py
 
 clean:

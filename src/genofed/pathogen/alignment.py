@@ -36,10 +36,13 @@ from genofed.pathogen.translation import BASE_CODE
 Array = npt.NDArray[np.int64]
 Bytes = npt.NDArray[np.uint8]
 
-K = 15  # k-mer length: unique in a 30 kb genome, yet several per stretch between mutations
+# k-mer length: mostly unique in a viral genome, several per stretch between mutations, and a
+# direct lookup table of 4**K entries (16 MiB) instead of a search per k-mer.
+K = 11
+QUERY_STEP = 3  # query k-mers looked up: every third is plenty, and a third of the work
 GAP = ord("-")
 UNCOVERED = 0  # reference positions the query does not reach
-BLOCK_CHANGE_PENALTY = 8  # anchors a diagonal change must bring to be worth chaining
+BLOCK_CHANGE_PENALTY = 8  # anchored bases a diagonal change must bring to be worth chaining
 MAX_INSERTION = 1000
 MAX_DELETION = 5000
 END_XDROP = 12  # score drop (match +1, mismatch -2) that ends an end's extension
@@ -62,8 +65,7 @@ class Reference:
 
     sequence: Bytes  # upper-case ASCII
     codes: Bytes
-    kmers: npt.NDArray[np.uint32]  # sorted k-mers occurring once
-    positions: Array  # their reference positions
+    table: npt.NDArray[np.int32]  # k-mer -> reference position + 1 if it occurs once, else 0
     frame: npt.NDArray[np.int8]  # codon position (0, 1, 2) of each base in a '+' CDS, else -1
 
     @property
@@ -92,7 +94,7 @@ def prepare(sequence: str, coding: tuple[tuple[tuple[int, int], ...], ...] = ())
     return _prepare(sequence, coding)
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=8)
 def _prepare(sequence: str, coding: tuple[tuple[tuple[int, int], ...], ...]) -> Reference:
     raw = np.frombuffer(sequence.upper().encode("ascii"), dtype=np.uint8)
     base_codes = BASE_CODE[raw]
@@ -115,20 +117,25 @@ def _prepare(sequence: str, coding: tuple[tuple[tuple[int, int], ...], ...]) -> 
                 frame[start - 1 : end] < 0, (span + offset) % 3, frame[start - 1 : end]
             )
             offset += end - start + 1
-    return Reference(raw, base_codes, values[~repeated], positions[~repeated], frame)
+    table = np.zeros(4**K, dtype=np.int32)
+    table[values[~repeated]] = positions[~repeated] + 1
+    return Reference(raw, base_codes, table, frame)
 
 
-def kmers(base_codes: Bytes) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.bool_]]:
-    """Each position's k-mer packed in 2 bits per base, and whether it holds only A, C, G, T."""
+def kmers(base_codes: Bytes, step: int = 1) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.bool_]]:
+    """The k-mers starting every ``step`` positions, packed in 2 bits per base, and whether
+    each holds only A, C, G, T."""
     count = len(base_codes) - K + 1
     if count <= 0:
         return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=bool)
-    values = np.zeros(count, dtype=np.uint32)
-    for j in range(K):
+    # Contiguous shifts over every position, then every step-th: faster than strided ones.
+    two_bits = (base_codes & 3).astype(np.uint32)
+    values = two_bits[:count].copy()
+    for j in range(1, K):
         values <<= 2
-        values |= base_codes[j : j + count] & 3
+        values |= two_bits[j : j + count]
     bad = np.concatenate(([0], np.cumsum(base_codes > 3)))
-    return values, (bad[K:] - bad[:-K]) == 0
+    return values[::step], (bad[K : K + count : step] - bad[0:count:step]) == 0
 
 
 def align(reference: Reference, query: str) -> Alignment:
@@ -169,16 +176,15 @@ def _reverse_strand(reference: Reference, query_codes: Bytes) -> bool:
 
 def _chain(reference: Reference, query_codes: Bytes) -> list[list[int]]:
     """The best colinear chain of anchor blocks, as [query start, query end, diagonal]."""
-    values, good = kmers(query_codes)
-    if not len(reference.kmers) or not len(values):
+    values, good = kmers(query_codes, QUERY_STEP)
+    if not len(values):
         return []
-    at = np.searchsorted(reference.kmers, values)
-    at[at == len(reference.kmers)] = 0
-    hit = good & (reference.kmers[at] == values)
-    qpos = np.flatnonzero(hit)
-    if not len(qpos):
+    found = reference.table[values]
+    hits = np.flatnonzero(good & (found > 0))
+    if not len(hits):
         return []
-    diagonal = reference.positions[at[qpos]] - qpos
+    qpos = hits * QUERY_STEP
+    diagonal = found[hits].astype(np.int64) - 1 - qpos
     breaks = np.flatnonzero(np.diff(diagonal)) + 1
     firsts = np.concatenate(([0], breaks))
     lasts = np.concatenate((breaks - 1, [len(qpos) - 1]))
@@ -197,7 +203,7 @@ def _best_chain(groups: list[tuple[int, int, int, int]]) -> list[list[int]]:
     score = [0.0] * count
     back = [-1] * count
     for i, (q0, _q1, d, n) in enumerate(groups):
-        best, link = float(n), -1
+        best, link = float(n * QUERY_STEP), -1
         r0 = q0 + d
         for j in range(i - 1, max(-1, i - 200), -1):
             pq0, _pq1, pd, _pn = groups[j]
@@ -206,18 +212,17 @@ def _best_chain(groups: list[tuple[int, int, int, int]]) -> list[list[int]]:
             change = d - pd
             if change > MAX_DELETION or -change > MAX_INSERTION:
                 continue
-            candidate = score[j] + n - (BLOCK_CHANGE_PENALTY if change else 0)
+            candidate = score[j] + n * QUERY_STEP - (BLOCK_CHANGE_PENALTY if change else 0)
             if candidate > best:
                 best, link = candidate, j
         score[i], back[i] = best, link
     i = max(range(count), key=score.__getitem__)
+    # Blocks on one diagonal stay apart when chance hits were dropped between them: what lies
+    # between may hide two indels that cancel out, which the join will look at.
     chain: list[list[int]] = []
     while i >= 0:
         q0, q1, d, _n = groups[i]
-        if chain and chain[-1][2] == d:
-            chain[-1][0] = q0
-        else:
-            chain.append([q0, q1, d])
+        chain.append([q0, q1, d])
         i = back[i]
     chain.reverse()
     return chain

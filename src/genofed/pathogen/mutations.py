@@ -77,7 +77,7 @@ def nucleotide_calls(reference: Reference, alignment: Alignment) -> NucleotideCa
     missing_at = np.flatnonzero(query == ord("N"))
     mixed = np.flatnonzero(~_ACGTN[query])
     return NucleotideCalls(
-        substitutions=_point_calls(ref, query, substituted, start),
+        substitutions=_substitution_calls(ref, query, substituted, start),
         deletions=tuple(f"{chr(ref[i])}{i + start + 1}-" for i in deleted.tolist()),
         insertions=tuple(f"{after + 1}:{text}" for after, text in alignment.insertions),
         missing=_runs(missing_at + start + 1),
@@ -87,7 +87,7 @@ def nucleotide_calls(reference: Reference, alignment: Alignment) -> NucleotideCa
     )
 
 
-def _point_calls(
+def _substitution_calls(
     ref: npt.NDArray[np.uint8], query: npt.NDArray[np.uint8], at: npt.NDArray[np.intp], start: int
 ) -> tuple[str, ...]:
     return tuple(f"{chr(ref[i])}{i + start + 1}{chr(query[i])}" for i in at.tolist())
@@ -112,16 +112,49 @@ class CodingSequence:
     indices: npt.NDArray[np.intp]  # 0-based reference positions, 5' to 3' on its strand
     where: npt.NDArray[np.intp]  # reference position -> index in the CDS, -1 outside
     protein: npt.NDArray[np.uint8]  # reference amino acids (ASCII)
+    offset: int  # of its first base among all coding bases (see Coding)
 
     @property
     def codons(self) -> int:
         return len(self.protein)
 
+    def insertions(self, insertions: tuple[tuple[int, str], ...]) -> list[tuple[int, str]]:
+        """Insertions inside the CDS as (CDS index they precede, bases on the CDS strand)."""
+        found = []
+        indices, where = self.indices, self.where
+        for after, text in insertions:
+            if self.minus:
+                j = int(where[after + 1]) if after + 1 < len(where) else -1
+                text = reverse_complement(text)
+                contiguous = 0 <= j < len(indices) - 1 and indices[j + 1] == after
+            else:
+                j = int(where[after])
+                contiguous = 0 <= j < len(indices) - 1 and indices[j + 1] == after + 1
+            if contiguous:
+                found.append((j + 1, text.upper()))
+        return found
+
+
+@dataclass(frozen=True)
+class Coding:
+    """All coding sequences end to end, so that every codon of a genome translates in one
+    array operation; per codon, its gene and number."""
+
+    genes: tuple[CodingSequence, ...]
+    indices: npt.NDArray[np.intp]
+    minus: npt.NDArray[np.bool_] | None  # per base, when any gene is on the '-' strand
+    base_gene: npt.NDArray[np.intp]
+    codon_gene: npt.NDArray[np.intp]
+    codon_number: npt.NDArray[np.intp]  # 0-based, within its gene
+    protein: npt.NDArray[np.uint8]
+    last: npt.NDArray[np.bool_]  # the last codon of its gene (where a stop belongs)
+
 
 @lru_cache(maxsize=16)
-def coding_sequences(reference: str, features: tuple[Feature, ...]) -> tuple[CodingSequence, ...]:
+def coding_sequences(reference: str, features: tuple[Feature, ...]) -> Coding:
     """The organism's coding sequences, by start, prepared for calling."""
-    prepared = []
+    genes = []
+    offset = 0
     for feature in sorted(features, key=lambda f: (f.start, f.name)):
         indices = np.concatenate([np.arange(s - 1, e) for s, e in feature.parts])
         minus = feature.strand == "-"
@@ -133,55 +166,102 @@ def coding_sequences(reference: str, features: tuple[Feature, ...]) -> tuple[Cod
         if minus:
             bases = reverse_complement(bases)[::-1]
         protein = CODON_TABLE[codon_indices(codes(bases))]
-        prepared.append(CodingSequence(feature.name, minus, indices, where, protein))
-    return tuple(prepared)
+        genes.append(CodingSequence(feature.name, minus, indices, where, protein, offset))
+        offset += len(indices)
+    sizes = [gene.codons for gene in genes]
+    codon_gene = np.repeat(np.arange(len(genes)), sizes)
+    ends = np.cumsum(sizes)
+    last = np.zeros(int(ends[-1]), dtype=bool)
+    last[ends - 1] = True
+    any_minus = any(gene.minus for gene in genes)
+    return Coding(
+        genes=tuple(genes),
+        indices=np.concatenate([gene.indices for gene in genes]),
+        minus=np.repeat([g.minus for g in genes], [len(g.indices) for g in genes])
+        if any_minus
+        else None,
+        base_gene=np.repeat(np.arange(len(genes)), [len(g.indices) for g in genes]),
+        codon_gene=codon_gene,
+        codon_number=np.arange(len(codon_gene)) - np.repeat(ends - sizes, sizes),
+        protein=np.concatenate([gene.protein for gene in genes]),
+        last=last,
+    )
 
 
-def amino_acid_calls(cds_list: tuple[CodingSequence, ...], alignment: Alignment) -> AminoAcidCalls:
+def amino_acid_calls(coding: Coding, alignment: Alignment) -> AminoAcidCalls:
     """Amino-acid substitutions, deletions, insertions, frameshifts and premature stops."""
     calls = AminoAcidCalls()
-    for cds in cds_list:
-        _GeneCaller(cds, alignment, calls).run()
-    rank = {cds.name: i for i, cds in enumerate(cds_list)}
+    bases = alignment.aligned[coding.indices]
+    if coding.minus is not None:
+        bases = np.where(coding.minus, _COMPLEMENT[bases], bases)
+    base_codes = BASE_CODE[bases]
+    masked = np.zeros(len(coding.protein), dtype=bool)
+    # Genes an indel touches are read codon by codon around it; the rest in one pass below.
+    touched = set(coding.base_gene[bases == GAP].tolist())
+    inserted = {}
+    for number, gene in enumerate(coding.genes):
+        found = gene.insertions(alignment.insertions)
+        if found:
+            inserted[number] = found
+            touched.add(number)
+    for number in sorted(touched):
+        gene = coding.genes[number]
+        span = slice(gene.offset, gene.offset + len(gene.indices))
+        codons = slice(gene.offset // 3, gene.offset // 3 + gene.codons)
+        _GeneCaller(
+            gene, bases[span], base_codes[span], inserted.get(number, []), masked[codons], calls
+        ).run()
+    _point_calls(coding, base_codes, masked, calls)
+    rank = {gene.name: i for i, gene in enumerate(coding.genes)}
 
     def order(call: str) -> tuple[int, int]:
         gene, rest = call.split(":", 1)
         return rank[gene], int(_NUMBER.search(rest).group())  # type: ignore[union-attr]
 
-    for calls_of_a_kind in (calls.substitutions, calls.deletions, calls.insertions):
-        calls_of_a_kind.sort(key=order)
+    for of_a_kind in (calls.substitutions, calls.deletions, calls.insertions, calls.stop_codons):
+        of_a_kind.sort(key=order)
     return calls
 
 
-class _GeneCaller:
-    """Calls in one coding sequence."""
+def _point_calls(
+    coding: Coding,
+    base_codes: npt.NDArray[np.uint8],
+    masked: npt.NDArray[np.bool_],
+    calls: AminoAcidCalls,
+) -> None:
+    """Substitutions and premature stops of every codon no indel touched, in one pass."""
+    amino = CODON_TABLE[codon_indices(base_codes)]
+    protein = coding.protein
+    called = (amino != UNKNOWN) & ~masked
+    names = [gene.name for gene in coding.genes]
+    gene, number = coding.codon_gene, coding.codon_number
+    changed = np.flatnonzero(called & (amino != protein)).tolist()
+    calls.substitutions.extend(
+        f"{names[gene[c]]}:{chr(protein[c])}{number[c] + 1}{chr(amino[c])}" for c in changed
+    )
+    stops = np.flatnonzero(called & (amino == STOP) & (protein != STOP) & ~coding.last)
+    calls.stop_codons.extend(f"{names[gene[c]]}:{number[c] + 1}" for c in stops.tolist())
 
-    def __init__(self, cds: CodingSequence, alignment: Alignment, calls: AminoAcidCalls) -> None:
+
+class _GeneCaller:
+    """Calls around the indels of one coding sequence; ``masked`` (a view) receives the codons
+    they took care of, or silenced."""
+
+    def __init__(
+        self,
+        cds: CodingSequence,
+        bases: npt.NDArray[np.uint8],
+        base_codes: npt.NDArray[np.uint8],
+        insertions: list[tuple[int, str]],
+        masked: npt.NDArray[np.bool_],
+        calls: AminoAcidCalls,
+    ) -> None:
         self.cds = cds
         self.calls = calls
-        bases = alignment.aligned[cds.indices]
-        if cds.minus:
-            bases = _COMPLEMENT[bases]
         self.bases = bases
-        self.codes = BASE_CODE[bases]
-        self.masked = np.zeros(cds.codons, dtype=bool)
-        self.insertions = self._insertions(alignment)
-
-    def _insertions(self, alignment: Alignment) -> list[tuple[int, str]]:
-        """Insertions inside the CDS as (CDS index they precede, bases on the CDS strand)."""
-        found = []
-        indices, where = self.cds.indices, self.cds.where
-        for after, text in alignment.insertions:
-            if self.cds.minus:
-                j = int(where[after + 1]) if after + 1 < len(where) else -1
-                text = reverse_complement(text)
-                contiguous = 0 <= j < len(indices) - 1 and indices[j + 1] == after
-            else:
-                j = int(where[after])
-                contiguous = 0 <= j < len(indices) - 1 and indices[j + 1] == after + 1
-            if contiguous:
-                found.append((j + 1, text.upper()))
-        return found
+        self.codes = base_codes
+        self.masked = masked
+        self.insertions = insertions
 
     def name(self, codon: int) -> str:
         return f"{self.cds.name}:{chr(self.cds.protein[codon])}{codon + 1}"
@@ -206,7 +286,6 @@ class _GeneCaller:
                 shifted_from = None
         if shifted_from is not None:
             self._frameshift(shifted_from, self.cds.codons - 1)
-        self._point_calls()
 
     def _events(self) -> list[tuple[int, int, str]]:
         """Deletion runs (start, length, '') and insertions (index they precede, 0, bases)."""
@@ -281,20 +360,6 @@ class _GeneCaller:
     def _stop(self, codon: int, amino: str) -> None:
         if amino == "*" and codon < self.cds.codons - 1 and self.cds.protein[codon] != STOP:
             self.calls.stop_codons.append(f"{self.cds.name}:{codon + 1}")
-
-    def _point_calls(self) -> None:
-        """Substitutions and premature stops of the codons no indel touched, in one pass."""
-        amino = CODON_TABLE[codon_indices(self.codes)]
-        protein = self.cds.protein
-        called = (amino != UNKNOWN) & ~self.masked
-        changed = np.flatnonzero(called & (amino != protein))
-        name = self.cds.name
-        self.calls.substitutions.extend(
-            f"{name}:{chr(protein[c])}{c + 1}{chr(amino[c])}" for c in changed.tolist()
-        )
-        stops = called & (amino == STOP) & (protein != STOP)
-        stops[-1] = False
-        self.calls.stop_codons.extend(f"{name}:{c + 1}" for c in np.flatnonzero(stops).tolist())
 
 
 def _last_codon(position: int, length: int, text: str) -> int:

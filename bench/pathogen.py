@@ -1,0 +1,181 @@
+"""Pathogen genome analysis throughput: align + call + QC of SARS-CoV-2 genomes per second.
+
+Generated genomes look like real submissions: each descends from one of a few lineages (40-80
+shared substitutions, codon deletions, an insertion in some), adds a few private
+substitutions, loses 0-3 amplicons to dropouts (N runs of ~300 nt), and has its ends trimmed
+or padded with N. Measured in the same run, on the same genomes:
+
+- ``analyse`` on one core (in this process);
+- ``analyse_many`` on every core (process pool, results in order), and the time for 10,000
+  genomes (the issue's "10,000 genomes processed in under 2 minutes", analysis part);
+- the reference: minimap2's Python binding ``mappy`` aligning each genome with its difference
+  string (``cs``) on one core, alignment only.
+
+    .venv/bin/python bench/pathogen.py [--genomes 2000] [--many 10000] [--small] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from genofed.pathogen.analysis import Analysis, analyse, analyse_many
+from genofed.pathogen.organisms import Organism, load_organism
+
+TARGET_PER_CORE = 100  # genomes per second
+TARGET_10K_SECONDS = 120
+AMPLICON = 300  # ARTIC v3 amplicons are ~400 nt with ~100 nt overlaps
+BASES = "ACGT"
+
+
+@dataclass(frozen=True)
+class Lineage:
+    substitutions: dict[int, str]  # 0-based position -> base
+    deletions: tuple[tuple[int, int], ...]  # 0-based start, length
+    insertion: tuple[int, str] | None
+
+
+def lineages(organism: Organism, rng: random.Random, count: int = 12) -> list[Lineage]:
+    """A few lineages with realistic defining mutations: 40-80 substitutions (none making a stop
+    codon: a lineage with one in an essential gene would not spread), codon deletions, and an
+    insertion in some."""
+    reference = organism.reference
+    made = []
+    for _ in range(count):
+        substitutions: dict[int, str] = {}
+        wanted = rng.randrange(40, 81)
+        while len(substitutions) < wanted:
+            pos = rng.randrange(300, len(reference) - 300)
+            base = rng.choice([b for b in BASES if b != reference[pos]])
+            if not _makes_stop(organism, pos, base):
+                substitutions[pos] = base
+        deletions = tuple(
+            (rng.randrange(300, len(reference) - 300), rng.choice([3, 6, 9])) for _ in range(3)
+        )
+        insertion = None
+        if rng.random() < 0.3:
+            insertion = (rng.randrange(300, len(reference) - 300), "GAGCCAGAA")
+        made.append(Lineage(substitutions, deletions, insertion))
+    return made
+
+
+def _makes_stop(organism: Organism, pos: int, base: str) -> bool:
+    for feature in organism.coding:
+        if feature.start - 1 <= pos < feature.end:
+            first = pos - (pos - feature.start + 1) % 3
+            codon = list(organism.reference[first : first + 3])
+            codon[pos - first] = base
+            return "".join(codon) in ("TAA", "TAG", "TGA")
+    return False
+
+
+def genome(organism: Organism, lineage: Lineage, rng: random.Random) -> str:
+    """One submission descending from ``lineage``."""
+    reference = organism.reference
+    bases = list(reference)
+    for pos, base in lineage.substitutions.items():
+        bases[pos] = base
+    for _ in range(rng.randrange(0, 12)):  # private mutations, a few
+        pos = rng.randrange(len(reference))
+        base = rng.choice([b for b in BASES if b != reference[pos]])
+        if not _makes_stop(organism, pos, base):
+            bases[pos] = base
+    for start, length in lineage.deletions:
+        bases[start : start + length] = [""] * length
+    if lineage.insertion:
+        pos, text = lineage.insertion
+        bases[pos] += text
+    for _ in range(rng.choice([0, 0, 1, 1, 2, 3])):
+        start = rng.randrange(len(reference) - AMPLICON)
+        bases[start : start + AMPLICON] = ["N"] * AMPLICON
+    head, tail = rng.randrange(0, 80), rng.randrange(0, 120)
+    text = "".join(bases[head : len(bases) - tail])
+    if rng.random() < 0.2:
+        text = "N" * rng.randrange(1, 40) + text
+    return text
+
+
+def generate(organism: Organism, count: int, seed: int = 11) -> list[str]:
+    rng = random.Random(seed)
+    known = lineages(organism, rng)
+    return [genome(organism, rng.choice(known), rng) for _ in range(count)]
+
+
+def one_core(organism: Organism, genomes: list[str]) -> tuple[float, list[Analysis]]:
+    start = time.perf_counter()
+    results = [analyse(organism, g) for g in genomes]
+    return len(genomes) / (time.perf_counter() - start), results
+
+
+def all_cores(organism: Organism, genomes: list[str]) -> float:
+    start = time.perf_counter()
+    done = sum(1 for _ in analyse_many(organism, genomes))
+    return done / (time.perf_counter() - start)
+
+
+def mappy_rate(organism: Organism, genomes: list[str]) -> float | None:
+    """Genomes per second minimap2 (mappy) aligns with cs on one core; None without mappy."""
+    try:
+        import mappy  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    aligner = mappy.Aligner(seq=organism.reference, preset="asm20")
+    start = time.perf_counter()
+    for g in genomes:
+        for hit in aligner.map(g, cs=True):
+            assert hit.cs
+            break
+    return len(genomes) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--genomes", type=int, default=2000)
+    parser.add_argument("--many", type=int, default=10_000)
+    parser.add_argument("--small", action="store_true", help="a quick run: 200 and 1,000")
+    parser.add_argument("--profile", action="store_true", help="profile the one-core run")
+    args = parser.parse_args()
+    if args.small:
+        args.genomes, args.many = 200, 1000
+    organism = load_organism("sars-cov-2")
+    genomes = generate(organism, max(args.genomes, args.many))
+    sample = genomes[: args.genomes]
+    analyse(organism, sample[0])  # index the reference once, outside the timings
+
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
+    rate, results = one_core(organism, sample)
+    if args.profile:
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+    statuses = Counter(r.qc.status for r in results)
+    mean_subs = sum(len(r.substitutions) for r in results) / len(results)
+    print(f"{len(sample)} generated SARS-CoV-2 genomes, {mean_subs:.0f} substitutions each")
+    print(f"QC: {dict(statuses)}")
+    print(f"align + call + QC, one core:    {rate:7.1f} genomes/s (target {TARGET_PER_CORE})")
+    reference = mappy_rate(organism, sample)
+    if reference:
+        print(f"mappy (minimap2) align + cs:    {reference:7.1f} genomes/s on one core")
+        print(f"ours / mappy:                   {rate / reference:7.2f}")
+    cores = os.cpu_count() or 1
+    many = genomes[: args.many]
+    start = time.perf_counter()
+    many_rate = all_cores(organism, many)
+    seconds = time.perf_counter() - start
+    print(
+        f"analyse_many on {cores} cores:      {many_rate:7.1f} genomes/s; "
+        f"{len(many):,} genomes in {seconds:.1f} s (target {TARGET_10K_SECONDS} s for 10,000)"
+    )
+    verdict = rate >= TARGET_PER_CORE
+    print("PASS" if verdict else "BELOW TARGET", "(per-core throughput)")
+
+
+if __name__ == "__main__":
+    main()
