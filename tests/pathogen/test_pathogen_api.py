@@ -418,3 +418,59 @@ def test_the_host_link_is_shown_only_to_approved_users(
     assert (seen["host_sample"], seen["host_dataset"]) == (link["sample"], link["dataset"])
     unseen = http.get(f"/pathogen/records/{name}", headers=auth(settings, READER)).json()
     assert "host_sample" not in unseen and "host_dataset" not in unseen
+
+
+def test_lapis_on_the_node_follows_releases_and_revocations(
+    http: TestClient, settings: Settings, tmp_path: Path
+) -> None:
+    batch = samples(4, seed=3)
+    response = post_batch(http, settings, tmp_path, batch)
+    names = list(response.json()["accessions"].values())
+    engine = http.app.state.node.engine  # type: ignore[attr-defined]
+    assert process_pending(engine, workers=1) == 4  # the real aligner
+    curator = auth(settings, CURATOR, "curator")
+    for name in names:
+        assert http.post(f"/pathogen/records/{name}/approve", headers=curator).status_code == 200
+    lapis = "/pathogen/lapis/sars-cov-2"
+    everything = http.get(f"{lapis}/sample/aggregated")
+    assert everything.json()["data"] == [{"count": 4}]
+    assert int(everything.headers["Lapis-Data-Version"]) > 0
+    ancestral = http.get(f"{lapis}/sample/aggregated", params={"nucleotideMutations": "C241T"})
+    assert ancestral.json()["data"] == [{"count": 4}]  # every synthetic lineage carries it
+    http.post(f"/pathogen/records/{names[0]}/revoke", json={"reason": "swap"}, headers=curator)
+    assert http.get(f"{lapis}/sample/aggregated").json()["data"] == [{"count": 3}]
+    assert http.get("/pathogen/lapis/sars-cov-9/sample/aggregated").status_code == 404
+
+    fasta = f"{lapis}/sample/unalignedNucleotideSequences"
+    assert http.get(fasta).status_code == 401
+    assert http.get(fasta, headers=auth(settings, READER)).status_code == 403
+    http.post("/pathogen/terms/accept", json={"terms": "open"}, headers=auth(settings, READER))
+    unaligned = http.get(fasta, headers=auth(settings, READER))
+    assert unaligned.status_code == 200
+    by_name = dict(
+        zip(unaligned.text.splitlines()[::2], unaligned.text.splitlines()[1::2], strict=True)
+    )
+    assert by_name == {f">{n}": s.sequence for n, s in zip(names[1:], batch[1:], strict=True)}
+    aligned = http.get(f"{lapis}/sample/alignedNucleotideSequences", headers=auth(settings, READER))
+    assert {len(line) for line in aligned.text.splitlines()[1::2]} == {29903}
+
+
+def test_the_real_aligner_finds_the_lineages_mutations(
+    http: TestClient, settings: Settings, tmp_path: Path
+) -> None:
+    batch = samples(40, seed=4)
+    post_batch(http, settings, tmp_path, batch)
+    engine = http.app.state.node.engine  # type: ignore[attr-defined]
+    assert process_pending(engine, workers=1) == 40
+    queue = http.get("/pathogen/curation", headers=auth(settings, CURATOR, "curator")).json()
+    by_virus = {e["virus_name"]: e for e in queue["entries"]}
+    spike = {"alpha-like": "S:N501Y", "beta-like": "S:E484K", "B.1": "S:D614G"}
+    checked = 0
+    for sample in batch:
+        entry = by_virus[sample.metadata["virus_name"]]
+        assert entry["outcome"] in ("ok", "warnings"), entry["qc"]
+        assert "C241T" in entry["analysis"]["substitutions"]
+        if sample.lineage in spike:
+            assert spike[sample.lineage] in entry["analysis"]["aa_substitutions"]
+            checked += 1
+    assert checked

@@ -41,8 +41,9 @@ class Conflict(PathogenError):
 
 
 def compress(sequence: str) -> bytes:
-    # Genomes compress about fourfold; the database holds every version of every one.
-    return zlib.compress(sequence.encode("ascii"), 6)
+    # Genomes compress about fourfold; the database holds every version of every one. Level 1:
+    # the higher levels gain little on DNA and cost several milliseconds a genome.
+    return zlib.compress(sequence.encode("ascii"), 1)
 
 
 def decompress(stored: bytes) -> str:

@@ -8,6 +8,7 @@ pass, so problems are attached to their record, or kept on the reader for the wh
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,6 +18,7 @@ from genofed.pathogen.problems import Problem, shown
 
 # IUPAC nucleotide codes for DNA (N = any base); lower case is accepted and upper-cased.
 IUPAC = frozenset("ACGTRYSWKMBDHVN")
+_MAYBE_BAD = re.compile("[^ACGTRYSWKMBDHVNacgtryswkmbdhvn]")
 # Characters worth a specific fix, since they come from a known mistake.
 _FIXES = {
     "-": "remove alignment gaps: submit the unaligned sequence",
@@ -210,6 +212,8 @@ def _bad_characters(pending: _Pending, name: str) -> list[Problem]:
     first: dict[str, tuple[int, int]] = {}
     counts: dict[str, int] = {}
     for number, chunk in pending.chunks:
+        if not _MAYBE_BAD.search(chunk):  # nearly every line: skip the per-character loop
+            continue
         for column, char in enumerate(chunk, start=1):
             if char.upper() in IUPAC:
                 continue
