@@ -162,3 +162,47 @@ def test_other_virus_and_reverse_complement_do_not_align() -> None:
     complement = REFERENCE[::-1].translate(str.maketrans("ACGT", "TGCA"))
     with pytest.raises(AlignmentError, match="reverse complement"):
         analyse(SARS_COV_2, complement)
+
+
+@st.composite
+def rough_genomes(draw: st.DrawFn) -> str:
+    """Genomes with anything at any place: long indels, duplications, inversions, junk."""
+    genome = REFERENCE
+    for _ in range(draw(st.integers(0, 12))):
+        at = draw(st.integers(0, len(genome) - 1))
+        kind = draw(st.sampled_from(["delete", "insert", "duplicate", "invert", "mutate"]))
+        size = draw(st.integers(1, 1500))
+        piece = genome[at : at + size]
+        if kind == "delete":
+            genome = genome[:at] + genome[at + size :]
+        elif kind == "insert":
+            genome = genome[:at] + draw(st.text("ACGTN", min_size=1, max_size=300)) + genome[at:]
+        elif kind == "duplicate":
+            genome = genome[:at] + piece + genome[at:]
+        elif kind == "invert":
+            genome = genome[:at] + piece[::-1] + genome[at + size :]
+        else:
+            changed = "".join(
+                draw(st.sampled_from("ACGT")) if i % 7 == 0 else b for i, b in enumerate(piece)
+            )
+            genome = genome[:at] + changed + genome[at + size :]
+    return genome
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(genome=rough_genomes())
+def test_any_genome_aligns_or_fails_cleanly(genome: str) -> None:
+    try:
+        analysis = analyse(SARS_COV_2, genome)
+    except AlignmentError:
+        return
+    aligned = aligned_sequence(SARS_COV_2, analysis)
+    assert len(aligned) == len(REFERENCE)
+    columns = list(aligned)
+    for call in analysis.insertions:
+        after, text = call.split(":")
+        columns[int(after) - 1] += text
+    rebuilt = "".join(columns).replace("-", "")
+    # Whatever the aligner made of it, the aligned part is the genome minus its clipped ends.
+    assert len(rebuilt) == len(genome) - analysis.extra["clipped"]
+    assert rebuilt in genome

@@ -51,6 +51,11 @@ MESSY_MISMATCHES = 3  # mismatches left by the best single indel that call for t
 DP_MAX_CELLS = 40_000  # pure Python: a few ms at most, and rare
 DP_MARGIN = 12
 MIN_BASES = 50
+MAX_OVERLAP = 48  # chained blocks may overlap by a repeat around an indel, not more
+_REARRANGED = (
+    "the sequence is rearranged relative to the reference (duplicated, inverted or moved "
+    "segments) beyond what mutation calls describe; check the assembly"
+)
 MIN_IDENTITY = 0.7
 
 
@@ -206,8 +211,8 @@ def _best_chain(groups: list[tuple[int, int, int, int]]) -> list[list[int]]:
         best, link = float(n * QUERY_STEP), -1
         r0 = q0 + d
         for j in range(i - 1, max(-1, i - 200), -1):
-            pq0, _pq1, pd, _pn = groups[j]
-            if pq0 > q0 or pq0 + pd > r0:
+            pq0, pq1, pd, _pn = groups[j]
+            if pq0 > q0 or pq0 + pd > r0 or max(pq1 - q0, pq1 + pd - r0) > MAX_OVERLAP:
                 continue
             change = d - pd
             if change > MAX_DELETION or -change > MAX_INSERTION:
@@ -271,7 +276,9 @@ class _Aligner:
         inserted = max(0, -change)
         lo = max(left[0], min(left[1], right[0]) - WINDOW)
         hi = min(right[1], max(left[1], right[0]) + WINDOW)
-        hi = max(hi, lo + inserted)
+        hi = min(len(self.q), max(hi, lo + inserted))
+        if hi - lo < inserted:
+            raise AlignmentError(_REARRANGED)
         left_mm = np.concatenate(([0], np.cumsum(self._mismatches(lo, hi, d_left))))
         right_mm = np.concatenate(([0], np.cumsum(self._mismatches(lo, hi, d_right))))
         splits = np.arange(lo, hi - inserted + 1)
@@ -284,7 +291,8 @@ class _Aligner:
             if len(in_frame):
                 split = int(in_frame[0])
         # Mismatches a single indel leaves between the blocks' anchors call for the DP.
-        inner_lo, inner_hi = min(left[1], right[0]), max(left[1], right[0])
+        inner_lo = min(max(min(left[1], right[0]), lo), hi)
+        inner_hi = min(max(left[1], right[0], inner_lo), hi)
         flanks = left_mm[inner_lo - lo] + right_mm[-1] - right_mm[inner_hi - lo]
         if best - flanks >= MESSY_MISMATCHES and self._realign(left, right, inner_lo, inner_hi):
             return
@@ -300,7 +308,7 @@ class _Aligner:
         lo = max(left[0], lo - DP_MARGIN)
         hi = min(right[1], hi + DP_MARGIN)
         r0, r1 = lo + left[2], hi + right[2]
-        if r0 < 0 or r1 > self.ref.length or (hi - lo) * (r1 - r0) > DP_MAX_CELLS:
+        if r0 < 0 or r1 > self.ref.length or r1 < r0 or (hi - lo) * (r1 - r0) > DP_MAX_CELLS:
             return False
         ops = affine_alignment(self.q[lo:hi], self.ref.codes[r0:r1])
         self.pieces.append((left[0], lo, left[2]))
@@ -340,6 +348,9 @@ class _Aligner:
     def _build(self) -> Alignment:
         aligned = np.zeros(self.ref.length, dtype=np.uint8)
         pieces = [p for p in self.pieces if p[1] > p[0]]
+        for (_a0, a1, da), (b0, _b1, db) in pairwise(pieces):
+            if b0 < a1 or b0 + db < a1 + da:
+                raise AlignmentError(_REARRANGED)
         for q0, q1, d in pieces:
             aligned[q0 + d : q1 + d] = self.raw[q0:q1]
         for (_a0, a1, da), (b0, _b1, db) in pairwise(pieces):
