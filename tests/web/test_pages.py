@@ -26,6 +26,7 @@ from portal_support import (
     ALICE,
     BOB,
     CAROL,
+    CORA,
     FITS_EPI,
     JANE,
     MARC,
@@ -256,7 +257,7 @@ def test_a_forged_session_goes_back_to_sign_in_saying_why(portal: Portal) -> Non
 PAGES = {
     "/portal/requests": {BOB, CAROL},
     "/portal/requests/new": {BOB, CAROL},
-    "/portal/data": {BOB, CAROL, JANE, MARC, OPS, ALICE},  # like /data/datasets: anyone
+    "/portal/data": {BOB, CAROL, JANE, MARC, OPS, ALICE, CORA},  # like /data/datasets: anyone
     "/portal/dac": {JANE, MARC},
     "/portal/grants": {JANE, MARC, OPS},
     "/portal/files": {ALICE},
@@ -264,7 +265,11 @@ PAGES = {
     "/portal/datasets": {ALICE, OPS},
     "/portal/pipeline": {OPS},
     "/portal/audit": {OPS},
-    "/portal/": {BOB, CAROL, JANE, MARC, OPS, ALICE},
+    "/portal/": {BOB, CAROL, JANE, MARC, OPS, ALICE, CORA},
+    "/portal/pathogen/submit": {ALICE, OPS},
+    "/portal/pathogen/curation": {CORA, OPS},
+    "/portal/pathogen/records": {BOB, CAROL, JANE, MARC, OPS, ALICE, CORA},
+    "/portal/pathogen/mutations": {BOB, CAROL, JANE, MARC, OPS, ALICE, CORA},
 }
 
 
@@ -276,7 +281,7 @@ def test_each_page_needs_a_session(portal: Portal, path: str) -> None:
 
 
 def test_each_page_renders_for_its_roles_and_is_refused_to_the_others(portal: Portal) -> None:
-    everyone = {BOB, CAROL, JANE, MARC, OPS, ALICE}
+    everyone = {BOB, CAROL, JANE, MARC, OPS, ALICE, CORA}
     for path, allowed in PAGES.items():
         for user in everyone:
             answer = portal.client(user).get(path)
@@ -290,19 +295,33 @@ def test_menus_show_only_what_the_roles_open(portal: Portal) -> None:
         user: set(
             re.findall(r'<li><a href="(/portal/[a-z/]*)"', portal.client(user).get("/portal/").text)
         )
-        for user in (BOB, JANE, ALICE, OPS)
+        for user in (BOB, JANE, ALICE, OPS, CORA)
     }
-    everyone = {"/portal/", "/portal/catalogue", "/portal/beacon"}
+    everyone = {
+        "/portal/",
+        "/portal/catalogue",
+        "/portal/beacon",
+        "/portal/pathogen/records",
+        "/portal/pathogen/mutations",
+    }
     assert links[BOB] == everyone | {"/portal/requests/new", "/portal/requests", "/portal/data"}
     assert links[JANE] == everyone | {"/portal/dac", "/portal/grants"}
-    assert links[ALICE] == everyone | {"/portal/files", "/portal/metadata", "/portal/datasets"}
+    assert links[ALICE] == everyone | {
+        "/portal/files",
+        "/portal/metadata",
+        "/portal/datasets",
+        "/portal/pathogen/submit",
+    }
     assert links[OPS] == everyone | {
         "/portal/grants",
         "/portal/metadata",
         "/portal/datasets",
         "/portal/pipeline",
         "/portal/audit",
+        "/portal/pathogen/submit",
+        "/portal/pathogen/curation",
     }
+    assert links[CORA] == everyone | {"/portal/pathogen/curation"}
 
 
 def test_a_refused_page_says_which_role_it_needs(portal: Portal) -> None:

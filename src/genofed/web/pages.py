@@ -9,6 +9,8 @@ public data only: the catalogue and the beacon network.
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -21,6 +23,8 @@ from genofed.web import (
     dac_pages,
     login_pages,
     operator_pages,
+    pathogen_pages,
+    pathogen_records_pages,
     render,
     submitter_pages,
 )
@@ -29,6 +33,18 @@ from genofed.web.session import Visitor, visiting
 
 STATIC = render.TEMPLATES.parent / "static"
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+
+
+def _installed(package: str, *parts: str) -> Path | None:
+    """A file shipped inside an installed package, found without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).parent.joinpath(*parts)
+
+
+# JavaScript libraries installed from a package registry, served as they were installed
+VENDORED = {"plotly.min.js": _installed("plotly", "package_data", "plotly.min.js")}
 
 _common = APIRouter(route_class=PortalRoute)
 
@@ -43,6 +59,19 @@ def static(name: str) -> Response:
         path,
         media_type=STATIC_TYPES[path.suffix],
         headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+@_common.get("/static/vendor/{name}")
+def vendored(name: str) -> Response:
+    """A library the charts use (plotly.js from the installed ``plotly`` package)."""
+    path = VENDORED.get(name)
+    if path is None or not path.is_file():
+        raise missing(f"no library {name!r}: install the project's dependencies (plotly)")
+    return FileResponse(
+        path,
+        media_type=STATIC_TYPES[".js"],
+        headers={"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"},
     )
 
 
@@ -78,5 +107,7 @@ router = _portal(
     dac_pages.router,
     submitter_pages.router,
     operator_pages.router,
+    pathogen_pages.router,
+    pathogen_records_pages.router,
 )
 hub_router = _portal(catalogue_pages.router, beacon_pages.router)

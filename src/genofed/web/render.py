@@ -30,7 +30,7 @@ FLASH_COOKIE = "genofed_portal_flash"
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -43,6 +43,7 @@ ROLE_LABELS = {
     "dac_member": "Data Access Committee member",
     "submitter": "Data submitter",
     "operator": "Node operator",
+    "curator": "Pathogen curator",
 }
 
 
@@ -57,18 +58,19 @@ class MenuEntry:
     on_hub: bool = False  # the hub serves it too, to anyone: it shows public data only
 
 
+EVERYONE = frozenset({"requester", "dac_member", "submitter", "operator", "curator"})
 MENU = (
     MenuEntry(
         "Catalogue",
         "/catalogue",
-        frozenset({"requester", "dac_member", "submitter", "operator"}),
+        EVERYONE,
         "Search the datasets of every node of the federation.",
         on_hub=True,
     ),
     MenuEntry(
         "Beacon",
         "/beacon",
-        frozenset({"requester", "dac_member", "submitter", "operator"}),
+        EVERYONE,
         "Ask every node whether a variant is seen; each node's privacy guard decides the answer.",
         on_hub=True,
     ),
@@ -131,6 +133,30 @@ MENU = (
         "/audit",
         frozenset({"operator"}),
         "Every access decision, with the hash chain's verification.",
+    ),
+    MenuEntry(
+        "Submit sequences",
+        "/pathogen/submit",
+        frozenset({"submitter", "operator"}),
+        "Send a batch of pathogen genomes with their metadata sheet; see each row's problems.",
+    ),
+    MenuEntry(
+        "Curation",
+        "/pathogen/curation",
+        frozenset({"curator", "operator"}),
+        "Processed genomes with their quality and mutations: approve or reject.",
+    ),
+    MenuEntry(
+        "Pathogen records",
+        "/pathogen/records",
+        EVERYONE,
+        "Released genomes: acknowledgements, citable snapshot sets and their download.",
+    ),
+    MenuEntry(
+        "Mutation trends",
+        "/pathogen/mutations",
+        EVERYONE,
+        "How often a mutation is seen, over time and by country, in charts.",
     ),
 )
 
