@@ -24,12 +24,19 @@ the hub holds the unaligned sequence of every record (and serves it while its no
 less space than its metadata. This makes the reference part of the format (as it is of the
 mutations): every batch names the sha256 of the node's reference, and the hub queries only
 records whose reference is its own organism's; others are kept, reported in the push's reply,
-and become queryable once the hub's operator adds the same organism.
+and become queryable once the hub's operator adds the same organism (and restarts the hub).
 
 Queries: :class:`FederationRecords` loads the rows into one in-memory
 :class:`~genofed.pathogen.store.PathogenStore` per organism at hub start, then reads only rows
 with a newer ``seq`` (each change takes the next one); a node removed from the hub (its rows go
-with it) makes it rebuild the stores.
+with it) makes it rebuild the stores. The LAPIS routes are mounted as on the nodes, at
+``/pathogen/lapis/{organism}``.
+
+Downloads: the hub has no users of its own. Sequences are for users of member nodes, whose
+tokens it verifies with the keys each node registered at join (the subject suffixed with the
+node's id, as members do); they accept the data-use terms once at the hub (``POST
+/pathogen/terms/accept``), the restricted-use terms too for restricted records, and every
+download is audited. ``GET /pathogen/acknowledgements`` gives the labs to thank.
 """
 
 from __future__ import annotations
@@ -375,9 +382,12 @@ class FederationRecords:
             log.exception("loading the pathogen records failed")
 
     def store(self, organism: str) -> PathogenStore | None:
-        """The store of ``organism``, caught up with the database (None: no such organism)."""
-        if time.monotonic() - self._checked > REFRESH_SECONDS:
-            self.refresh(wait=False)
+        """The store of ``organism`` (None: no such organism). At most every
+        :data:`REFRESH_SECONDS`, a query has a worker thread look for newer rows (another
+        hub process may have taken pushes); this query answers from what is loaded."""
+        if time.monotonic() - self._checked > REFRESH_SECONDS and not self._refreshing.locked():
+            self._checked = time.monotonic()
+            threading.Thread(target=self.refresh, kwargs={"wait": False}, daemon=True).start()
         store = self._stores.get(organism)
         if store is None:
             with db.session_scope(self.engine) as session:
@@ -396,15 +406,20 @@ class FederationRecords:
             self._checked = time.monotonic()
             with db.session_scope(self.engine) as session:
                 nodes = frozenset(session.scalars(select(HubNode.id)))
-                if not nodes >= self._nodes:  # a node was removed, its records with it
-                    log.info("a node left the hub: rebuilding the pathogen query stores")
-                    self._stores, self._seq = {}, 0
-                self._nodes = nodes
-                return self._read(session)
+                if nodes >= self._nodes:
+                    self._nodes = nodes
+                    return self._read(session, self._stores)
+                # a node was removed, its records with it: new stores, swapped in when full
+                log.info("a node left the hub: rebuilding the pathogen query stores")
+                self._nodes, self._seq = nodes, 0
+                stores: dict[str, PathogenStore] = {}
+                read = self._read(session, stores)
+                self._stores = stores
+                return read
         finally:
             self._refreshing.release()
 
-    def _read(self, session: Session) -> int:
+    def _read(self, session: Session, stores: dict[str, PathogenStore]) -> int:
         read = 0
         for chunk in _changed_rows(session, self._seq):
             by_organism: dict[str, list[PathogenRecord]] = {}
@@ -415,11 +430,11 @@ class FederationRecords:
                     record = PathogenRecord.from_json(row.record)
                     by_organism.setdefault(row.organism, []).append(record)
             for organism, records in by_organism.items():
-                store = self._stores.get(organism)
+                store = stores.get(organism)
                 if store is None:
                     species = hub_organism(session, organism)
                     assert species is not None  # checked by _queryable
-                    store = self._stores[organism] = PathogenStore(species)
+                    store = stores.setdefault(organism, PathogenStore(species))
                 store.add_many(records)
         return read
 

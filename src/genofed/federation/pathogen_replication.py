@@ -21,7 +21,7 @@ a node's link.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,9 +41,8 @@ from genofed.federation.pathogen_hub import (
     encode,
     reference_digest,
 )
-from genofed.pathogen.curation import record_of
+from genofed.pathogen.curation import data_version, record_of
 from genofed.pathogen.entries import PUBLIC_STATES, decompress
-from genofed.pathogen.organisms import Organism
 from genofed.pathogen.record import PathogenRecord
 from genofed.pathogen.registry import get_organism
 
@@ -63,11 +62,6 @@ class Change:
     change_seq: int
     record: PathogenRecord
     sequence: str | None  # unaligned; None when the node has none to give
-
-
-# (session, after, limit) -> the node's next changes after ``after``, oldest first
-ChangeSource = Callable[[Session, int, int], list[Change]]
-OrganismSource = Callable[[Session, str], Organism]
 
 
 def node_changes(session: Session, after: int, limit: int) -> list[Change]:
@@ -99,25 +93,24 @@ def replicate(
     engine: Engine,
     client: httpx.Client,
     held: Mapping[str, Any] | None,
-    *,
-    changes: ChangeSource = node_changes,
-    organism: OrganismSource = get_organism,
 ) -> ReplicationReport:
     """Send the hub the node's changes after its cursor ``held`` (the heartbeat reply's
     ``pathogen``; None from a hub that does not replicate pathogen records: nothing is sent).
 
-    Raises :class:`ReplicationError` when the hub refuses a batch or cannot be reached.
+    Raises :class:`ReplicationError` when the hub refuses a batch or cannot be reached, or
+    holds more of this node's changes than the node has.
     """
     if not held:
         return ReplicationReport()
     position = int(held["cursor"])
+    _check_hub_not_ahead(engine, position)
     sent = batches = 0
     for _ in range(MAX_BATCHES_PER_SYNC):
         with db.session_scope(engine) as session:
-            pending = changes(session, position, MAX_BATCH)
+            pending = node_changes(session, position, MAX_BATCH)
             if not pending:
                 break
-            batch = _batch(session, position, pending, organism)
+            batch = _batch(session, position, pending)
         reply = _push(client, batch)
         sent += len(batch.records)
         batches += 1
@@ -131,12 +124,24 @@ def replicate(
     return ReplicationReport(sent, batches, position)
 
 
-def _batch(
-    session: Session, after: int, pending: list[Change], organism: OrganismSource
-) -> Replication:
+def _check_hub_not_ahead(engine: Engine, position: int) -> None:
+    """The hub's cursor cannot be past the node's newest change, unless the node's database
+    was replaced under the same identity: then its new records would never be sent."""
+    with db.session_scope(engine) as session:
+        newest = data_version(session)
+    if position > newest:
+        raise ReplicationError(
+            f"the hub holds this node's pathogen changes up to number {position}, but the "
+            f"node's newest is {newest}: was the node's database replaced? The hub's operator "
+            "removes the node ('genofed hub remove'); it then joins again and, once approved, "
+            "sends all its records"
+        )
+
+
+def _batch(session: Session, after: int, pending: list[Change]) -> Replication:
     """The leading run of ``pending`` that is of one organism and fits in one push."""
     name = pending[0].record.organism
-    species = organism(session, name)
+    species = get_organism(session, name)
     items: list[Replicated] = []
     through, size = after, 0
     for change in pending:
