@@ -209,3 +209,39 @@ def random_genome(reference: str, rng: random.Random, substitutions: int = 60) -
         text = "".join(rng.choice("ACGT") for _ in range(rng.choice([1, 2, 3, 6, 9])))
         plan.insertions[slot * 40 + rng.randrange(10)] = text
     return plant(reference, plan)
+
+
+MAFFT = shutil.which("mafft")
+
+
+def mafft(reference: str, query: str, work: Path) -> Minimap2Hit:
+    """Align a pair with Debian's mafft (global) and read its calls like minimap2's."""
+    assert MAFFT
+    pair = work / "pair.fasta"
+    pair.write_text(f">reference\n{reference}\n>query\n{query}\n")
+    out = subprocess.run(
+        [MAFFT, "--quiet", "--auto", str(pair)], check=True, capture_output=True, text=True
+    ).stdout
+    ref_row, query_row = ("".join(block.splitlines()[1:]).upper() for block in out.split(">")[1:])
+    covered = [i for i, base in enumerate(query_row) if base != "-"]
+    substitutions: dict[int, str] = {}
+    deletions: set[int] = set()
+    insertions: dict[int, str] = {}
+    pos = 0  # reference positions passed
+    start = end = 0
+    for column, (r, q) in enumerate(zip(ref_row, query_row, strict=True)):
+        inside = covered[0] <= column <= covered[-1]
+        if r == "-":
+            if inside:
+                insertions[pos] = insertions.get(pos, "") + q
+            continue
+        pos += 1
+        if not inside:
+            continue
+        start = start or pos
+        end = pos
+        if q == "-":
+            deletions.add(pos)
+        elif q in "ACGT" and q != r:
+            substitutions[pos] = q
+    return Minimap2Hit(start, end, substitutions, deletions, insertions)

@@ -37,7 +37,13 @@ def test_premature_stop_codon() -> None:
     assert analysis.substitutions == (f"C{q27}T",)
     assert analysis.aa_substitutions == ("ORF8:Q27*",)
     assert analysis.stop_codons == ("ORF8:27",)
-    assert any("stop" in warning for warning in analysis.qc.warnings)
+    # Alpha's ORF8:Q27* is common: not held against quality, as Nextclade does.
+    assert analysis.qc.status == "good" and not analysis.qc.warnings
+    q18 = codon_start(ORF8_START, 18)
+    assert REFERENCE[q18 - 1 : q18 + 2] == "CAA"
+    other = analyse(SARS_COV_2, plant(REFERENCE, Plan(substitutions={q18: "T"})))
+    assert other.stop_codons == ("ORF8:18",)
+    assert any("stop" in warning for warning in other.qc.warnings)
 
 
 def test_frameshift_silences_the_rest_of_the_gene() -> None:

@@ -147,6 +147,7 @@ def analyse(organism: Organism, sequence: str) -> Analysis:
         stop_codons=amino_acids.stop_codons,
         substitution_positions=nucleotides.substitution_positions,
         covered=aligned.end - aligned.start - nucleotides.missing_count,
+        known_stop_codons=qc.KNOWN_STOP_CODONS.get(organism.name, frozenset()),
     )
     return Analysis(
         organism=organism.name,

@@ -35,6 +35,9 @@ CLUSTER_WINDOW = 100
 CLUSTER_CUTOFF = 6  # more substitutions than this in a window make a cluster
 CLUSTER_SCORE = 50
 MIN_COVERAGE = 0.5
+# Premature stops common in circulating lineages, which Nextclade's SARS-CoV-2 dataset does not
+# count against quality: ORF8:Q27* (Alpha) and ORF8:K68*.
+KNOWN_STOP_CODONS = {"sars-cov-2": frozenset({"ORF8:27", "ORF8:68"})}
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class Findings:
     stop_codons: Sequence[str]
     substitution_positions: npt.NDArray[np.intp]  # sorted
     covered: int  # reference positions covered by a called base or a deletion
+    known_stop_codons: frozenset[str] = frozenset()  # not counted, see KNOWN_STOP_CODONS
 
     @property
     def coverage(self) -> float:
@@ -57,11 +61,12 @@ class Findings:
 def judge(findings: Findings) -> Qc:
     """Every rule's verdict, the overall one, and the warnings and errors they imply."""
     scale = findings.reference_length / SARS_COV_2_LENGTH
+    stops = [stop for stop in findings.stop_codons if stop not in findings.known_stop_codons]
     rules = (
         _missing_data(findings.unknown, scale),
         _mixed_sites(findings.mixed_sites, scale),
         _counted("frameshifts", findings.frameshifts, FRAMESHIFT_SCORE),
-        _counted("stop_codons", findings.stop_codons, STOP_SCORE),
+        _counted("stop_codons", stops, STOP_SCORE),
         _clusters(findings.substitution_positions, findings.covered),
     )
     score = sum(rule.score**2 / 100 for rule in rules)
@@ -79,8 +84,8 @@ def judge(findings: Findings) -> Qc:
         warnings.append(f"quality is mediocre (score {score:.0f}): a curator should look")
     if findings.frameshifts:
         warnings.append(f"frameshifts: {', '.join(findings.frameshifts)}")
-    if findings.stop_codons:
-        warnings.append(f"premature stop codons: {', '.join(findings.stop_codons)}")
+    if stops:
+        warnings.append(f"premature stop codons: {', '.join(stops)}")
     return Qc(status, round(score, 2), rules, tuple(warnings), tuple(errors))
 
 
