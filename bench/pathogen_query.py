@@ -94,6 +94,7 @@ class Lineage:
     positions: list[int]  # sorted, one per mutation
     mutations: tuple[str, ...]  # nucleotide, in position order
     amino: tuple[str | None, ...]  # the amino-acid change of each, if any
+    sites: frozenset[int]  # the positions, for lookups
 
 
 class Population:
@@ -150,7 +151,7 @@ class Population:
             positions = sorted(mutations)
             ordered = tuple(mutations[p] for p in positions)
             amino = tuple(self._amino(m) for m in ordered)
-            lineages.append(Lineage(emerged, positions, ordered, amino))
+            lineages.append(Lineage(emerged, positions, ordered, amino, frozenset(positions)))
         return lineages
 
     def _substitution(self, place: int, choice: int) -> str:
@@ -207,8 +208,9 @@ class Population:
             missing = _merged((low, min(high, last_base)) for low, high in run_lists[i])
             unknown = [(1, first_base - 1), (last_base + 1, len(self.reference)), *missing]
             mutations, amino = self._called(self.lineages[draw["lineage"]], unknown)
+            lineage = self.lineages[draw["lineage"]]
             for at, to in private_lists[i]:
-                if not any(low <= at <= high for low, high in unknown):
+                if at not in lineage.sites and not any(low <= at <= high for low, high in unknown):
                     mutation = self._substitution(at, to)
                     mutations.append(mutation)
                     if (effect := self.effects.get(mutation)) is not None:
@@ -252,8 +254,8 @@ class Population:
             insertions=(),
             missing=tuple(missing),
             ambiguous=(),
-            aa_substitutions=tuple(a for a in amino if not a.endswith("-")),
-            aa_deletions=tuple(a for a in amino if a.endswith("-")),
+            aa_substitutions=tuple(a for a in dict.fromkeys(amino) if not a.endswith("-")),
+            aa_deletions=tuple(a for a in dict.fromkeys(amino) if a.endswith("-")),
             aa_insertions=(),
             frameshifts=(),
             stop_codons=(),

@@ -26,6 +26,7 @@ from query_support import (
     record,
 )
 
+from genofed.pathogen import store as store_module
 from genofed.pathogen.batch import date_range
 from genofed.pathogen.organisms import load_organism
 from genofed.pathogen.record import RESTRICTED, PathogenRecord
@@ -105,7 +106,11 @@ def test_grouped_counts_match_brute_force() -> None:
 
 @pytest.mark.parametrize("kind", ["nucleotide", "aminoAcid"])
 @pytest.mark.parametrize("minimum", [0.0, 0.05, 0.3])
-def test_mutation_proportions_count_only_known_bases(kind: str, minimum: float) -> None:
+@pytest.mark.parametrize("reads_per_bitmap", [0, 10**9])  # count by bitmaps, by row lists
+def test_mutation_proportions_count_only_known_bases(
+    kind: str, minimum: float, reads_per_bitmap: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "_ROW_READS_PER_BITMAP", reads_per_bitmap)
     store, records = loaded()
     chosen = [r for r in records if r.node == "BE"]
     answer = store.mutations(SampleFilter(equals={"node": ("BE",)}), kind, minimum)  # type: ignore[arg-type]

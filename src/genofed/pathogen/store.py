@@ -66,6 +66,7 @@ DERIVED_FIELDS = (
 BINNINGS = ("day", "week", "month", "year")
 Binning = Literal["day", "week", "month", "year"]
 _NUMBER = re.compile(r"\s*(\d+(?:\.\d+)?)")
+_ROW_READS_PER_BITMAP = 200  # keys read from row lists costing one bitmap intersection
 _KEY = re.compile(r"(?:([A-Za-z0-9_]+):)?([A-Z*]?)(\d+)(.*)")  # [gene:][ref]position[rest]
 
 
@@ -247,10 +248,16 @@ class PathogenStore:
         return levels
 
     def _flush(self, pending: _Pending) -> None:
-        self._nucleotide.update(pending.nucleotide)
-        self._amino_acid.update(pending.amino_acid)
-        self._nucleotide_insertions.update(pending.nucleotide_insertions)
-        self._amino_acid_insertions.update(pending.amino_acid_insertions)
+        if pending.first_row is None:
+            return
+        indexes = (
+            self._nucleotide,
+            self._amino_acid,
+            self._nucleotide_insertions,
+            self._amino_acid_insertions,
+        )
+        for index, keys, lengths in zip(indexes, pending.keys, pending.lengths, strict=True):
+            index.append(pending.first_row, keys, lengths)
         self._unknown.extend(pending.unknown)
 
     # -- reading ---------------------------------------------------------------------------
@@ -351,13 +358,18 @@ class PathogenStore:
             candidates = np.flatnonzero(
                 (sizes > 0) & (coverage > 0) & (sizes >= min_proportion * coverage)
             )
-            selected = _bitmap(rows)
-            data = []
-            for i in candidates.tolist():
-                count = index.bitmaps[keys[i]].intersection_cardinality(selected)
-                covered = int(coverage[i])
-                if count and count >= min_proportion * covered:
-                    data.append(_mutation_entry(keys[i], count, covered, kind))
+            if len(rows) * index.mean_keys() < _ROW_READS_PER_BITMAP * len(candidates):
+                counts = index.counts(rows)  # few rows: read their keys
+            else:  # many rows: intersect the candidates' bitmaps with them
+                counts = np.zeros(len(keys), np.int64)
+                selected = _bitmap(rows)
+                for i in candidates.tolist():
+                    counts[i] = index.bitmaps[keys[i]].intersection_cardinality(selected)
+            found = (counts > 0) & (coverage > 0) & (counts >= min_proportion * coverage)
+            data = [
+                _mutation_entry(keys[i], int(counts[i]), int(coverage[i]), kind)
+                for i in np.flatnonzero(found).tolist()
+            ]
             data.sort(key=lambda e: (e["sequenceName"] or "", e["position"], e["mutation"]))
             return Answer(data, self._data_version)
 
@@ -661,7 +673,7 @@ class PathogenStore:
         codon (0 for a nucleotide) and how many rows carry it."""
         cache_key = ("keys", kind)
         if cache_key not in self._cache:
-            keys = list(index.bitmaps)
+            keys = list(index.keys)
             starts, widths = [], []
             for key in keys:
                 gene, _, place, _ = index.sites[key]
@@ -709,22 +721,66 @@ class _Column:
 
 
 class _MutationIndex:
-    """Rows per mutation (or insertion) key, and keys by site (gene or '', position)."""
+    """Rows per mutation (or insertion) key as bitmaps, keys by site (gene or '', position), and
+    each row's key ids in order (to count over a few rows without touching every bitmap)."""
 
     def __init__(self) -> None:
+        self.keys: list[str] = []  # by id
+        self.ids: dict[str, int] = {}
         self.bitmaps: dict[str, BitMap] = {}
         self.sites: dict[str, tuple[str, str, int, str]] = {}  # key -> gene, ref, position, to
         self.at: dict[tuple[str, int], dict[str, str]] = {}  # site -> symbol -> key
+        self.offsets = np.zeros(1024, np.int64)  # row r's ids: values[offsets[r]:offsets[r+1]]
+        self.values = np.zeros(4096, np.int32)
+        self.rows = 0
 
-    def update(self, pending: Mapping[str, list[int]]) -> None:
-        for key, rows in pending.items():
-            bitmap = self.bitmaps.get(key)
-            if bitmap is None:
-                bitmap = self.bitmaps[key] = BitMap()
-                site = _site(key)
-                self.sites[key] = site
-                self.at.setdefault((site[0], site[2]), {})[site[3]] = key
-            bitmap.update(array.array("I", rows))
+    def append(self, first_row: int, keys: list[str], lengths: list[int]) -> None:
+        """Rows ``first_row``, ``first_row + 1``, ... carrying ``lengths[i]`` of ``keys`` each."""
+        assert first_row == self.rows, "rows are indexed in order"
+        ids = np.array([self.ids.get(key, -1) for key in keys], np.int32)
+        unseen = np.flatnonzero(ids < 0).tolist()
+        for i in unseen:
+            ids[i] = self.ids.get(keys[i], -1)
+            if ids[i] < 0:
+                ids[i] = self._register(keys[i])
+        end = self.offsets[self.rows] + len(ids)
+        self.offsets = _grown(self.offsets, self.rows + len(lengths) + 1)
+        self.offsets[self.rows + 1 : self.rows + len(lengths) + 1] = self.offsets[
+            self.rows
+        ] + np.cumsum(lengths)
+        self.values = _grown(self.values, int(end))
+        self.values[end - len(ids) : end] = ids
+        rows = np.repeat(np.arange(first_row, first_row + len(lengths), dtype=np.uint32), lengths)
+        self.rows += len(lengths)
+        if not len(ids):
+            return
+        order = np.argsort(ids, kind="stable")  # rows stay sorted within each key
+        ids, rows = ids[order], rows[order]
+        bounds = np.flatnonzero(np.diff(ids)) + 1
+        firsts = ids[np.r_[0, bounds]].tolist()
+        for key_id, part in zip(firsts, np.split(rows, bounds), strict=True):
+            self.bitmaps[self.keys[key_id]].update(array.array("I", part.tobytes()))
+
+    def _register(self, key: str) -> int:
+        site = _site(key)
+        self.ids[key] = len(self.keys)
+        self.keys.append(key)
+        self.bitmaps[key] = BitMap()
+        self.sites[key] = site
+        self.at.setdefault((site[0], site[2]), {})[site[3]] = key
+        return self.ids[key]
+
+    def counts(self, rows: np.ndarray) -> np.ndarray:
+        """How many of ``rows`` carry each key, by id."""
+        starts, ends = self.offsets[rows], self.offsets[rows.astype(np.int64) + 1]
+        lengths = ends - starts
+        steps = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return np.bincount(
+            self.values[np.repeat(starts, lengths) + steps], minlength=len(self.keys)
+        )
+
+    def mean_keys(self) -> float:
+        return float(self.offsets[self.rows]) / max(self.rows, 1)
 
 
 class _Intervals:
@@ -775,28 +831,31 @@ class _Intervals:
 
 
 class _Pending:
-    """What a batch of records adds to the bitmaps and intervals, flushed at once."""
+    """What a batch of new rows adds to the mutation indexes and intervals, flushed at once."""
 
     def __init__(self) -> None:
-        self.nucleotide: dict[str, list[int]] = {}
-        self.amino_acid: dict[str, list[int]] = {}
-        self.nucleotide_insertions: dict[str, list[int]] = {}
-        self.amino_acid_insertions: dict[str, list[int]] = {}
+        self.first_row: int | None = None
+        self.keys: tuple[list[str], ...] = ([], [], [], [])  # by index, all rows' keys in turn
+        self.lengths: tuple[list[int], ...] = ([], [], [], [])
         self.unknown: list[tuple[int, int, int]] = []
 
     def add(self, row: int, analysis: Analysis, length: int) -> None:
-        for target, keys in (
-            (self.nucleotide, analysis.substitutions + analysis.deletions),
-            (self.amino_acid, analysis.aa_substitutions + analysis.aa_deletions),
-            (self.nucleotide_insertions, analysis.insertions),
-            (self.amino_acid_insertions, analysis.aa_insertions),
+        if self.first_row is None:
+            self.first_row = row
+        for keys, lengths, found in zip(
+            self.keys,
+            self.lengths,
+            (
+                analysis.substitutions + analysis.deletions,
+                analysis.aa_substitutions + analysis.aa_deletions,
+                analysis.insertions,
+                analysis.aa_insertions,
+            ),
+            strict=True,
         ):
-            for key in keys:
-                rows = target.get(key)
-                if rows is None:
-                    target[key] = [row]
-                else:
-                    rows.append(row)
+            distinct = dict.fromkeys(found)  # a key twice would count twice in row lists
+            keys.extend(distinct)
+            lengths.append(len(distinct))
         ranges = list(analysis.unknown(length))
         ranges += [(position(site), position(site)) for site in analysis.ambiguous]
         self.unknown.extend((row, start, end) for start, end in _merged(ranges))
@@ -950,8 +1009,11 @@ def _bin_entry(start: int, binning: Binning) -> dict[str, Any]:
     return {"date": label, "dateFrom": first.isoformat(), "dateTo": last.isoformat()}
 
 
-def _grown(values: np.ndarray, capacity: int) -> np.ndarray:
-    grown = np.zeros(capacity, values.dtype)
+def _grown(values: np.ndarray, needed: int) -> np.ndarray:
+    """``values`` with room for ``needed`` (at least doubled when it grows), zeros after."""
+    if needed <= len(values):
+        return values
+    grown = np.zeros(max(needed, 2 * len(values)), values.dtype)
     grown[: len(values)] = values
     return grown
 
