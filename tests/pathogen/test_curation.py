@@ -84,6 +84,8 @@ def test_approval_without_release_waits_for_it(db_engine: Engine, tmp_path: Path
     with write(db_engine) as session:
         assert curation.approve(session, name, CURATOR, release=False).state == "approved"
         assert list(curation.released_records(session)) == []
+        with pytest.raises(Conflict, match="not released"):
+            snapshots.create_snapshot(session, COUNTRY, "reader", "too early", [name])
         assert curation.release(session, name, CURATOR).state == PathogenState.RELEASED
         with pytest.raises(Conflict, match="only approved versions"):
             curation.release(session, name, CURATOR)

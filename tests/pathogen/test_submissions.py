@@ -226,7 +226,7 @@ def test_versioned_accessions_read_back(number: int, version: int, country: str)
 @given(st.text(min_size=1, max_size=3))
 def test_a_bad_version_suffix_is_refused(suffix: str) -> None:
     accession = Accession("BE", PATHOGEN_RECORD, 42)
-    if suffix.isdigit() and int(suffix) >= 1 and suffix.isascii():
+    if suffix.isascii() and suffix.isdigit() and int(suffix) >= 1:
         return
     with pytest.raises(InvalidAccession):
         parse_versioned(f"{accession}.{suffix}")

@@ -18,6 +18,7 @@ from genofed.metadata.accessions import PATHOGEN_RECORD, InvalidAccession, parse
 
 OK, WARNINGS, ERRORS = "ok", "warnings", "errors"
 PUBLIC_STATES = (PathogenState.RELEASED, PathogenState.REVOKED)
+LOOKUP_CHUNK = 500  # values per IN (...) query
 
 
 class PathogenError(GenofedError):
@@ -118,15 +119,37 @@ def next_change(session: Session) -> int:
 
 
 def by_accession_version(session: Session, names: Iterable[str]) -> list[PathogenEntry]:
-    """The public entries named ``accession.version`` (newest version when none is given),
-    in the order given; any unknown or unreleased name is refused, all named at once."""
-    chosen, missing = [], []
-    for name in names:
-        entry = find_entry(session, name)
-        if entry.state not in PUBLIC_STATES:
-            missing.append(f"{name} ({entry.state.value})")
+    """The public entries named ``accession.version`` (newest public version when none is
+    given), in the order given; unknown or unreleased names are refused, all named at once."""
+    wanted = [(name, *record_accession(name)) for name in names]
+    held: dict[str, list[PathogenEntry]] = {}
+    accessions = sorted({accession for _, accession, _ in wanted})
+    for start in range(0, len(accessions), LOOKUP_CHUNK):
+        chunk = accessions[start : start + LOOKUP_CHUNK]
+        for entry in session.scalars(
+            select(PathogenEntry)
+            .where(PathogenEntry.accession.in_(chunk))
+            .order_by(PathogenEntry.version)
+        ):
+            held.setdefault(entry.accession, []).append(entry)
+    chosen, unknown, unreleased = [], [], []
+    for name, accession, version in wanted:
+        versions_held = held.get(accession, [])
+        public = [e for e in versions_held if e.state in PUBLIC_STATES]
+        if version is None:
+            found = public[-1] if public else None
         else:
-            chosen.append(entry)
-    if missing:
-        raise Conflict(f"not released: {', '.join(missing)}; choose released versions")
+            found = next((e for e in versions_held if e.version == version), None)
+        if found is None and versions_held and version is None:
+            unreleased.append(f"{name} (not released yet)")
+        elif found is None:
+            unknown.append(name)
+        elif found.state not in PUBLIC_STATES:
+            unreleased.append(f"{name} ({found.state.value})")
+        else:
+            chosen.append(found)
+    if unknown:
+        raise NotFound(f"no such record version on this node: {', '.join(unknown[:10])}")
+    if unreleased:
+        raise Conflict(f"not released: {', '.join(unreleased[:10])}; choose released versions")
     return chosen

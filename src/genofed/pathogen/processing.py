@@ -28,6 +28,7 @@ from genofed.pathogen.registry import get_organism
 
 log = logging.getLogger(__name__)
 CHUNK = 500  # large enough that starting the worker processes is a small part of a chunk
+STORE_EVERY = 100  # results per transaction
 PROCESSOR = "processing"  # the actor of processing's transitions
 Analyser = Callable[[Organism, Iterable[str], int | None], Iterator[Analysis | AlignmentError]]
 
@@ -109,10 +110,18 @@ def _process_chunk(
         with db.session_scope(engine) as session:
             organism = get_organism(session, name)
         sequences = (decompress(item.sequence) for item in items)
-        results = list(analyse(organism, sequences, workers))
-        if len(results) != len(items):
-            raise RuntimeError(f"the analyser returned {len(results)} results for {len(items)}")
-        _store(engine, items, results)
+        results: list[Analysis | AlignmentError] = []
+        stored = 0
+        # stored as they come, while the workers go on with the rest of the chunk
+        for result in analyse(organism, sequences, workers):
+            results.append(result)
+            if len(results) == STORE_EVERY:
+                _store(engine, items[stored : stored + len(results)], results)
+                stored, results = stored + len(results), []
+        if stored + len(results) != len(items):
+            raise RuntimeError(f"the analyser returned {stored + len(results)} of {len(items)}")
+        if results:
+            _store(engine, items[stored:], results)
 
 
 def _store(engine: Engine, items: list[_Claimed], results: list[Analysis | AlignmentError]) -> None:

@@ -16,11 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from genofed.db import PathogenEntry, PathogenEvent, PathogenState, PathogenSubmission
 from genofed.metadata.accessions import PATHOGEN_RECORD, allocate_many
-from genofed.pathogen.batch import BatchEntry, BatchReport, validate_batch
+from genofed.pathogen.batch import (
+    ID_COLUMN,
+    NAME_COLUMN,
+    BatchEntry,
+    BatchReport,
+    read_metadata,
+    validate_batch,
+)
 from genofed.pathogen.entries import (
     Conflict,
     NotAllowed,
@@ -34,6 +41,8 @@ from genofed.pathogen.entries import (
 from genofed.pathogen.organisms import Organism
 from genofed.pathogen.problems import Problem, shown
 from genofed.pathogen.terms import Terms
+
+LOOKUP_CHUNK = 500  # values per IN (...) query
 
 
 @dataclass
@@ -158,18 +167,41 @@ def _validated(
     exclude: str | None,
 ) -> BatchReport:
     """The batch's report, with earlier submissions' ids and virus names as duplicates
-    (``exclude``: the record being revised, whose own id and name are not duplicates)."""
-    taken = select(PathogenEntry.sequence_id, PathogenEntry.virus_name).where(
-        PathogenEntry.state != PathogenState.REJECTED
-    )
-    if exclude is not None:
-        taken = taken.where(PathogenEntry.accession != exclude)
-    rows = session.execute(taken.add_columns(PathogenEntry.submitter)).all()
-    own_ids = {r.sequence_id for r in rows if r.submitter == submitter}
-    names = {r.virus_name for r in rows}
+    (``exclude``: the record being revised, whose own id and name are not duplicates).
+
+    Only the batch's own ids and names are looked up: the node may hold millions of records.
+    """
+    rows = read_metadata(sheet, organism).rows
+    ids = {row.values[ID_COLUMN] for row in rows if row.values.get(ID_COLUMN)}
+    names = {row.values[NAME_COLUMN] for row in rows if row.values.get(NAME_COLUMN)}
+    own_ids = _taken(session, PathogenEntry.sequence_id, ids | names, exclude, submitter)
+    taken_names = _taken(session, PathogenEntry.virus_name, names, exclude, None)
     report = validate_batch(organism, fasta, sheet, known_ids=own_ids, today=today)
-    _refuse_taken_names(report, names, sheet.name)
+    _refuse_taken_names(report, taken_names, sheet.name)
     return report
+
+
+def _taken(
+    session: Session,
+    column: InstrumentedAttribute[str],
+    values: set[str],
+    exclude: str | None,
+    submitter: str | None,
+) -> set[str]:
+    """Which of ``values`` earlier entries (not rejected) hold in ``column``."""
+    found: set[str] = set()
+    ordered = sorted(values)
+    for start in range(0, len(ordered), LOOKUP_CHUNK):
+        query = select(column).where(
+            column.in_(ordered[start : start + LOOKUP_CHUNK]),
+            PathogenEntry.state != PathogenState.REJECTED,
+        )
+        if exclude is not None:
+            query = query.where(PathogenEntry.accession != exclude)
+        if submitter is not None:
+            query = query.where(PathogenEntry.submitter == submitter)
+        found.update(session.scalars(query))
+    return found
 
 
 def _refuse_taken_names(report: BatchReport, taken: set[str], sheet_name: str) -> None:
