@@ -36,6 +36,7 @@ from dac_support import (
 from metadata_support import SUBMITTER as ALICE
 
 CAROL = "carol@kuleuven.be"  # another researcher
+CORA = "cora@sciensano.be"  # a pathogen curator
 SCREENSHOTS_ENV = "GENOFED_SCREENSHOTS"
 PASSWORD = "correct horse battery"
 ROLES = {
@@ -45,12 +46,14 @@ ROLES = {
     MARC: ("dac_member",),
     OPS: ("operator",),
     ALICE: ("submitter",),
+    CORA: ("curator",),
 }
 
 __all__ = [
     "ALICE",
     "BOB",
     "CAROL",
+    "CORA",
     "FITS_EPI",
     "JANE",
     "MARC",
