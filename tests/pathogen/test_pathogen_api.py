@@ -4,6 +4,7 @@ downloads with acknowledgements, snapshot sets, revisions and host-sample links,
 from __future__ import annotations
 
 import io
+import time
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -474,3 +475,24 @@ def test_the_real_aligner_finds_the_lineages_mutations(
             assert spike[sample.lineage] in entry["analysis"]["aa_substitutions"]
             checked += 1
     assert checked
+
+
+def test_the_node_processes_what_it_receives(tmp_path: Path) -> None:
+    made = init_node(tmp_path / "node", name="Test node", country="BE")
+    settings = load_settings(made.config_file, embedded_workers=True)
+    with TestClient(create_app(settings)) as client:
+        response = post_batch(client, settings, tmp_path / "batch", samples(3, seed=6))
+        batch = response.json()["submission_id"]
+        headers = auth(settings, LAB, "submitter")
+
+        def counts() -> dict[str, int]:
+            found: dict[str, int] = client.get(
+                f"/pathogen/submissions/{batch}", headers=headers
+            ).json()["counts"]
+            return found
+
+        for _ in range(1200):  # polled while the node's processing thread works
+            if counts() == {"processed:ok": 3}:
+                break
+            time.sleep(0.05)
+        assert counts() == {"processed:ok": 3}
