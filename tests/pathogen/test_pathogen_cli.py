@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,42 @@ def test_organisms_are_listed(http: TestClient, settings: Settings) -> None:
     listed = CliRunner().invoke(cli, ["pathogen", "organism", "list", "--node", NODE])
     assert listed.exit_code == 0, listed.output
     assert listed.stdout.splitlines() == ["sars-cov-2", "flu-h3n2-ha"]
+
+
+def test_operators_add_organisms_and_submitters_revise(
+    http: TestClient, settings: Settings, tmp_path: Path
+) -> None:
+    data = resources.files("genofed.pathogen") / "data"
+    reference, annotation = tmp_path / "ha.fasta", tmp_path / "ha.gff3"
+    reference.write_bytes((data / "flu-h3n2-ha.fasta").read_bytes())
+    annotation.write_bytes((data / "flu-h3n2-ha.gff3").read_bytes())
+    options = ["--reference", str(reference), "--annotation", str(annotation)]
+    add = ["organism", "add", "h3-local", *options, "--earliest-date", "1968-01-01"]
+    assert run(settings, "lab-be", "submitter", *add).exit_code == 1  # type: ignore[attr-defined]
+    added = run(settings, "op", "operator", *add)
+    assert added.exit_code == 0 and "added h3-local" in added.stderr  # type: ignore[attr-defined]
+
+    fasta, sheet = write_submission(samples(1), tmp_path / "v1")
+    submitted = run(
+        settings,
+        "lab-be",
+        "submitter",
+        "submit",
+        "--organism",
+        "sars-cov-2",
+        "--no-wait",
+        str(fasta),
+        str(sheet),
+    )
+    name = submitted.stdout.split("\t")[1].strip()  # type: ignore[attr-defined]
+    process_pending(http.app.state.node.engine, analyse=quick_analyser)  # type: ignore[attr-defined]
+    run(settings, "ann", "curator", "curate", "approve", name)
+    fixed = samples(1)
+    fixed[0].metadata["host"] = "Homo sapiens"
+    fasta, sheet = write_submission(fixed, tmp_path / "v2")
+    revised = run(
+        settings, "lab-be", "submitter", "revise", name.split(".")[0], str(fasta), str(sheet)
+    )
+    assert revised.stdout.strip() == name.replace(".1", ".2")  # type: ignore[attr-defined]
+    rejected = run(settings, "ann", "curator", "curate", "reject", name, "--reason", "x")
+    assert rejected.exit_code == 1 and "only processed" in rejected.stderr  # type: ignore[attr-defined]
