@@ -261,11 +261,24 @@ def test_malformed_records_are_refused(hub_db: Engine) -> None:
     assert refused.value.status == 422
 
 
-def test_an_unknown_reference_is_kept_and_said(hub_db: Engine) -> None:
+def test_an_unknown_reference_or_organism_is_kept_and_said(hub_db: Engine) -> None:
     other = batch([record("BE", 1)]).model_copy(update={"reference": "0" * 64})
     result = _apply(hub_db, BE, other)
     assert "reference is not the hub's" in str(result["unqueryable"])
-    assert _held(hub_db) == {accession("BE", 1): (1, False)}
+    data = record("BE", 2).to_json()
+    data["organism"] = data["analysis"]["organism"] = "mpox"
+    mpox = Replication(
+        organism="mpox", reference="1" * 64, after=1, through=2, records=[Replicated(record=data)]
+    )
+    result = _apply(hub_db, BE, mpox)
+    assert "does not know the organism 'mpox'" in str(result["unqueryable"])
+    assert result["cursor"] == 2  # kept: the node goes on with its other records
+    assert _held(hub_db) == {accession("BE", 1): (1, False), accession("BE", 2): (1, False)}
+    records = pathogen_hub.FederationRecords(hub_db)
+    assert records.refresh() == 2
+    assert records.store("mpox") is None
+    store = records.store("sars-cov-2")
+    assert store is not None and len(store) == 0  # a reference other than the hub's
 
 
 # Any order and any repetition of the same pushes leaves the same rows (the node may resend

@@ -4,8 +4,10 @@ When ``federation.hub_url`` is set, the node's lifespan runs :class:`SyncLoop`: 
 ``federation.sync_seconds`` (and at once when the hub notifies it) one :func:`sync_once` joins
 the hub if the node has no link to it yet, sends a heartbeat, and, once the node is approved,
 publishes the summary of every released or deprecated dataset whose digest or status differs
-from what it last published there (``federation_publications``). Everything is decided from
-the database, so a node that was stopped, or a hub that was down, catches up by itself:
+from what it last published there (``federation_publications``), then sends its pathogen
+releases and revocations after the hub's cursor (:mod:`.pathogen_replication`). Everything is
+decided from the database, so a node that was stopped, or a hub that was down, catches up by
+itself:
 
 - the node restarted: its next heartbeat marks it up again; nothing else is needed;
 - the hub forgot the node (its registry was reset, or an operator removed it): the hub refuses
