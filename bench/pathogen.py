@@ -78,24 +78,25 @@ def _makes_stop(organism: Organism, pos: int, base: str) -> bool:
 def genome(organism: Organism, lineage: Lineage, rng: random.Random) -> str:
     """One submission descending from ``lineage``."""
     reference = organism.reference
-    bases = list(reference)
+    bases = bytearray(reference.encode("ascii"))
     for pos, base in lineage.substitutions.items():
-        bases[pos] = base
+        bases[pos] = ord(base)
     for _ in range(rng.randrange(0, 12)):  # private mutations, a few
         pos = rng.randrange(len(reference))
         base = rng.choice([b for b in BASES if b != reference[pos]])
         if not _makes_stop(organism, pos, base):
-            bases[pos] = base
-    for start, length in lineage.deletions:
-        bases[start : start + length] = [""] * length
-    if lineage.insertion:
-        pos, text = lineage.insertion
-        bases[pos] += text
+            bases[pos] = ord(base)
     for _ in range(rng.choice([0, 0, 1, 1, 2, 3])):
         start = rng.randrange(len(reference) - AMPLICON)
-        bases[start : start + AMPLICON] = ["N"] * AMPLICON
+        bases[start : start + AMPLICON] = b"N" * AMPLICON
+    # Indels last, from the right, so that each edit's position still holds.
+    edits = [(start, length, b"") for start, length in lineage.deletions]
+    if lineage.insertion:
+        edits.append((lineage.insertion[0] + 1, 0, lineage.insertion[1].encode("ascii")))
+    for start, length, text in sorted(edits, reverse=True):
+        bases[start : start + length] = text
     head, tail = rng.randrange(0, 80), rng.randrange(0, 120)
-    text = "".join(bases[head : len(bases) - tail])
+    text = bases[head : len(bases) - tail].decode("ascii")
     if rng.random() < 0.2:
         text = "N" * rng.randrange(1, 40) + text
     return text

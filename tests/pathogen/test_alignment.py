@@ -147,6 +147,8 @@ def test_junk_ends_are_clipped_not_called() -> None:
         ("", "is empty"),
         ("N" * 30000, "only 0 A/C/G/T bases"),
         ("ACGT", "only 4"),
+        (REFERENCE[:5000] + "-" + REFERENCE[5000:], "'-' at position 5001"),
+        (REFERENCE[:100] + "é", "not an IUPAC nucleotide code"),
         ("".join("ACGT"[(i * 7 + i // 3) % 4] for i in range(29000)), "no stretch|only"),
     ],
 )

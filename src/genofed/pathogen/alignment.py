@@ -51,6 +51,8 @@ MESSY_MISMATCHES = 3  # mismatches left by the best single indel that call for t
 DP_MAX_CELLS = 40_000  # pure Python: a few ms at most, and rare
 DP_MARGIN = 12
 MIN_BASES = 50
+_IUPAC = np.zeros(256, dtype=bool)
+_IUPAC[list(b"ACGTRYSWKMBDHVN")] = True
 MAX_OVERLAP = 48  # chained blocks may overlap by a repeat around an indel, not more
 _REARRANGED = (
     "the sequence is rearranged relative to the reference (duplicated, inverted or moved "
@@ -146,6 +148,13 @@ def kmers(base_codes: Bytes, step: int = 1) -> tuple[npt.NDArray[np.uint32], npt
 def align(reference: Reference, query: str) -> Alignment:
     """Align ``query`` (any case) to ``reference``; :class:`AlignmentError` if it does not."""
     raw = np.frombuffer(query.upper().encode("ascii", "replace"), dtype=np.uint8)
+    foreign = np.flatnonzero(~_IUPAC[raw])
+    if len(foreign):
+        at = int(foreign[0])
+        raise AlignmentError(
+            f"the sequence holds {query[at]!r} at position {at + 1}, not an IUPAC nucleotide "
+            "code; submit bases (A, C, G, T), N and ambiguity codes only, without gaps"
+        )
     query_codes = BASE_CODE[raw]
     bases = int(np.count_nonzero(query_codes < 4))
     if bases < MIN_BASES:
@@ -273,6 +282,15 @@ class _Aligner:
         """Place the indel between two blocks; ``left`` is final afterwards."""
         d_left, d_right = left[2], right[2]
         change = d_right - d_left
+        # Same diagonal (chance hits were dropped between): one block, unless what lies
+        # between differs too much to be substitutions alone.
+        if (
+            not change
+            and right[0] > left[1]
+            and self._mismatches(left[1], right[0], d_left).sum() < MESSY_MISMATCHES
+        ):
+            right[0] = left[0]
+            return
         inserted = max(0, -change)
         lo = max(left[0], min(left[1], right[0]) - WINDOW)
         hi = min(right[1], max(left[1], right[0]) + WINDOW)

@@ -183,13 +183,27 @@ def analyse_many(
     if workers == 1:
         yield from map(partial(_analyse_or_error, organism), sequences)
         return
-    with ProcessPoolExecutor(workers) as pool:
-        chunks = pool.map(partial(_analyse_chunk, organism), _chunked(sequences, CHUNK))
-        for chunk in chunks:
+    # Indexed here, before the workers start, so that forked workers share the index.
+    _warm(organism)
+    with ProcessPoolExecutor(workers, initializer=_adopt, initargs=(organism,)) as pool:
+        for chunk in pool.map(_analyse_chunk, _chunked(sequences, CHUNK)):
             yield from chunk
 
 
-CHUNK = 64  # genomes per task: amortises pickling, keeps results flowing
+CHUNK = 64  # genomes per task: amortises the round trip, keeps results flowing
+_organism: Organism | None = None  # a worker's organism, set once when it starts
+
+
+def _warm(organism: Organism) -> None:
+    from genofed.pathogen import mutations
+
+    _reference(organism)
+    mutations.coding_sequences(organism.reference, organism.coding)
+
+
+def _adopt(organism: Organism) -> None:
+    global _organism
+    _organism = organism
 
 
 def _chunked(items: Iterable[str], size: int) -> Iterator[list[str]]:
@@ -203,8 +217,9 @@ def _chunked(items: Iterable[str], size: int) -> Iterator[list[str]]:
         yield batch
 
 
-def _analyse_chunk(organism: Organism, sequences: list[str]) -> list[Analysis | AlignmentError]:
-    return [_analyse_or_error(organism, sequence) for sequence in sequences]
+def _analyse_chunk(sequences: list[str]) -> list[Analysis | AlignmentError]:
+    assert _organism is not None, "a worker's organism is set when it starts"
+    return [_analyse_or_error(_organism, sequence) for sequence in sequences]
 
 
 def _analyse_or_error(organism: Organism, sequence: str) -> Analysis | AlignmentError:
