@@ -125,7 +125,7 @@ def test_a_token_without_an_expiry_is_refused(settings: Settings) -> None:
 @pytest.mark.parametrize(
     ("user", "roles", "lifetime", "reason"),
     [
-        ("alice", ["admin"], None, "unknown role(s) 'admin': choose from dac_member"),
+        ("alice", ["admin"], None, "unknown role(s) 'admin': choose from curator, dac_member"),
         ("alice", [], None, "at least one role"),
         ("a", ["submitter"], None, "2 to 255 characters"),
         ("al\nice", ["submitter"], None, "control character"),
