@@ -26,12 +26,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from genofed.errors import GenofedError
 from genofed.pathogen.translation import BASE_CODE
+
+if TYPE_CHECKING:
+    from genofed.pathogen.analysis import Analysis
+    from genofed.pathogen.organisms import Organism
 
 Array = npt.NDArray[np.int64]
 Bytes = npt.NDArray[np.uint8]
@@ -502,3 +507,22 @@ def _traceback(
 
 def _opened(tables: dict[str, list[list[int]]], i: int, j: int, target: int) -> str:
     return next((s for s in ("M", "I", "D") if tables[s][i][j] == target), "M")
+
+
+def aligned_sequence(organism: Organism, analysis: Analysis) -> str:
+    """The genome laid on the reference, rebuilt from its analysis: reference length, ``-`` for
+    deletions and uncovered ends, ``N`` for missing data, ambiguity codes in place, insertions
+    dropped (as Nextclade's aligned FASTA). Needs no stored alignment."""
+    bases = bytearray(organism.reference.upper().encode("ascii"))
+    for call in analysis.substitutions:
+        bases[int(call[1:-1]) - 1] = ord(call[-1])
+    for call in analysis.deletions:
+        bases[int(call[1:-1]) - 1] = GAP
+    for first, last in analysis.missing:
+        bases[first - 1 : last] = b"N" * (last - first + 1)
+    for call in analysis.ambiguous:
+        bases[int(call[1:]) - 1] = ord(call[0])
+    start, end = analysis.alignment_start - 1, analysis.alignment_end
+    bases[:start] = b"-" * start
+    bases[end:] = b"-" * (len(bases) - end)
+    return bases.decode("ascii")

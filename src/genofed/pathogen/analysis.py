@@ -24,7 +24,7 @@ from functools import partial
 from typing import Any
 
 from genofed.pathogen import alignment as alignment_module
-from genofed.pathogen.alignment import AlignmentError
+from genofed.pathogen.alignment import AlignmentError, aligned_sequence
 from genofed.pathogen.organisms import Organism
 
 __all__ = [
@@ -227,22 +227,3 @@ def _analyse_or_error(organism: Organism, sequence: str) -> Analysis | Alignment
         return analyse(organism, sequence)
     except AlignmentError as error:
         return error
-
-
-def aligned_sequence(organism: Organism, analysis: Analysis) -> str:
-    """The genome laid on the reference, rebuilt from its analysis: reference length, ``-`` for
-    deletions and uncovered ends, ``N`` for missing data, ambiguity codes in place, insertions
-    dropped (as Nextclade's aligned FASTA). Needs no stored alignment."""
-    bases = bytearray(organism.reference.upper().encode("ascii"))
-    for call in analysis.substitutions:
-        bases[position(call) - 1] = ord(call[-1])
-    for call in analysis.deletions:
-        bases[position(call) - 1] = ord("-")
-    for first, last in analysis.missing:
-        bases[first - 1 : last] = b"N" * (last - first + 1)
-    for call in analysis.ambiguous:
-        bases[position(call) - 1] = ord(call[0])
-    start, end = analysis.alignment_start - 1, analysis.alignment_end
-    bases[:start] = b"-" * start
-    bases[end:] = b"-" * (len(bases) - end)
-    return bases.decode("ascii")
