@@ -34,6 +34,9 @@ STOP_SCORE = 75
 CLUSTER_WINDOW = 100
 CLUSTER_CUTOFF = 6  # more substitutions than this in a window make a cluster
 CLUSTER_SCORE = 50
+# A window is a cluster only beyond this many times the genome's own substitution density: flu
+# HA against a 2005 reference carries ~7 substitutions per 100 nt, up to ~23 at antigenic sites.
+CLUSTER_BACKGROUND = 4
 MIN_COVERAGE = 0.5
 # Premature stops common in circulating lineages, which Nextclade's SARS-CoV-2 dataset does not
 # count against quality: ORF8:Q27* (Alpha) and ORF8:K68*.
@@ -125,7 +128,7 @@ def _clusters(positions: npt.NDArray[np.intp], covered: int) -> QcRule:
     """Windows of CLUSTER_WINDOW nt with more substitutions than the cut-off, merged when
     they overlap; 50 points each."""
     expected = len(positions) * CLUSTER_WINDOW / max(covered, 1)
-    cutoff = max(CLUSTER_CUTOFF, math.ceil(3 * expected))
+    cutoff = max(CLUSTER_CUTOFF, math.ceil(CLUSTER_BACKGROUND * expected))
     ends = np.searchsorted(positions, positions + CLUSTER_WINDOW)
     dense = np.flatnonzero(ends - np.arange(len(positions)) > cutoff)
     clusters = 0
