@@ -271,5 +271,8 @@ def _decide(request: Request, visitor: Visitor, step: Any, done: str) -> Respons
         entry = writing(request, visitor, step)
     except PathogenError as failed:
         return render.redirect(request, "/pathogen/curation", render.Flash("error", str(failed)))
+    queries = getattr(request.app.state, "pathogen_queries", None)
+    if queries is not None:  # a release: the query stores (and charts) catch up at once
+        queries.refresh()
     name = f"{entry.accession}.{entry.version}"
     return render.redirect(request, "/pathogen/curation", render.Flash("ok", f"{name} {done}."))
