@@ -666,6 +666,27 @@ def test_members_download_sequences_after_accepting_the_terms(tmp_path: Path) ->
         ).json()["acknowledgements"]
         assert thanks == credit
 
+        # a citable set of records (any node's), then one of them revoked
+        wanted = {"title": "Spike changes in Belgium", "accessions": [name, restricted]}
+        snapshots = f"{hub_url}/pathogen/snapshots"
+        assert httpx.post(snapshots, json=wanted).status_code == 401
+        unknown = {**wanted, "accessions": [name, accession("BE", 999)]}
+        assert httpx.post(snapshots, json=unknown, headers=bearer).status_code == 404
+        made = httpx.post(snapshots, json=wanted, headers=bearer)
+        assert made.status_code == 201, made.text
+        cited = made.json()
+        assert cited["identifier"].startswith("GFXFE")
+        assert cited["members"] == sorted([name, f"{restricted}.1"])
+        assert cited["created_by"] == f"alice@{BE}"
+        assert [row["accession_version"] for row in cited["acknowledgements"]] == cited["members"]
+        _revoke(be_served, released[0])
+        shown = f"{snapshots}/{cited['identifier']}"
+        wait_for(lambda: httpx.get(shown).json()["revoked_since"] == [name], what="the revocation")
+        assert httpx.get(shown).json()["members"] == cited["members"]  # frozen
+        unheard = "GFXFE00000000999" + check_character("GFXFE00000000999")
+        assert httpx.get(f"{snapshots}/{unheard}").status_code == 404
+        assert httpx.get(f"{snapshots}/{cited['identifier'][:-1]}0").status_code == 400
+
 
 def test_a_hub_ahead_of_the_node_is_said(tmp_path: Path) -> None:
     """A node whose database was replaced under the same identity: the hub's cursor is past

@@ -68,11 +68,18 @@ from genofed import db
 from genofed.access import audit
 from genofed.access.jwks import ALGORITHMS
 from genofed.access.tokens import TokenRequestError, check_subject
-from genofed.db.models import HubNode, HubNodeStatus, HubPathogenCursor, HubPathogenRecord, utcnow
+from genofed.db.models import (
+    HubNode,
+    HubNodeStatus,
+    HubPathogenCursor,
+    HubPathogenRecord,
+    PathogenSnapshot,
+    utcnow,
+)
 from genofed.errors import GenofedError
-from genofed.metadata.accessions import check_character
-from genofed.pathogen import acknowledgements, terms
-from genofed.pathogen.entries import NotFound
+from genofed.metadata.accessions import PATHOGEN_SET, allocate, check_character
+from genofed.pathogen import acknowledgements, snapshots, terms
+from genofed.pathogen.entries import InvalidInput, NotFound
 from genofed.pathogen.lapis import lapis_router, parse_filter, read_params
 from genofed.pathogen.organisms import Organism
 from genofed.pathogen.record import OPEN, RESTRICTED, PathogenRecord
@@ -560,6 +567,8 @@ def hub_router() -> APIRouter:
     router.add_api_route(
         "/pathogen/acknowledgements", _acknowledgements, methods=["GET"], response_model=None
     )
+    router.add_api_route("/pathogen/snapshots", _create_snapshot, methods=["POST"], status_code=201)
+    router.add_api_route("/pathogen/snapshots/{identifier}", _snapshot, methods=["GET"])
     lapis = lapis_router(_store, sequences=_sequences, sequence_access=_downloader)
     router.include_router(lapis, prefix=LAPIS_PREFIX)
     return router
@@ -660,28 +669,126 @@ def _acknowledgements(
     format: str = Query("tsv", pattern="^(tsv|csv|json)$"),
 ) -> Response:
     """Whom to thank for the records named: originating and submitting labs, authors."""
-    names = list(dict.fromkeys(name.strip() for name in accessions.split(",") if name.strip()))
+    names = [name.strip() for name in accessions.split(",") if name.strip()]
     with db.session_scope(_records(request).engine) as session:
-        rows = session.scalars(
-            select(HubPathogenRecord).where(
-                HubPathogenRecord.accession.in_({name.partition(".")[0] for name in names})
-            )
-        )
-        held = {f"{row.accession}.{row.version}": row.record for row in rows}
-    missing = [name for name in names if name not in held]
-    if missing:
-        raise HTTPException(
-            404, f"not held at the hub: {', '.join(missing[:10])}; name current versions"
-        )
-    table = [_acknowledgement(name, held[name]["metadata"]) for name in names]
+        rows = _current(session, names, allow_revoked=True)
+    table = [_acknowledgement(row) for row in rows]
     return Response(
         acknowledgements.render(table, format), media_type=acknowledgements.MEDIA_TYPES[format]
     )
 
 
-def _acknowledgement(name: str, metadata: dict[str, str]) -> dict[str, str]:
-    row = {column: metadata.get(column, "") for column in acknowledgements.COLUMNS[1:]}
-    return {"accession_version": name, **row}
+def _current(
+    session: Session, names: Sequence[str], *, allow_revoked: bool = False
+) -> list[HubPathogenRecord]:
+    """The rows ``names`` (``accession.version``, or an accession for its current version)
+    name, in order; 404/409 naming every name the hub cannot give. The hub holds the current
+    version of each record only: older versions are on their node."""
+    wanted = list(dict.fromkeys(names))
+    accessions = {name.partition(".")[0] for name in wanted}
+    held = {
+        row.accession: row
+        for row in session.scalars(
+            select(HubPathogenRecord).where(HubPathogenRecord.accession.in_(accessions))
+        )
+    }
+    missing, older, revoked, found = [], [], [], []
+    for name in wanted:
+        accession, _, version = name.partition(".")
+        row = held.get(accession)
+        if row is None:
+            missing.append(name)
+        elif version and version != str(row.version):
+            older.append(f"{name} (the hub holds .{row.version})")
+        elif row.revoked and not allow_revoked:
+            revoked.append(name)
+        else:
+            found.append(row)
+    if missing:
+        raise HTTPException(404, f"not held at the hub: {', '.join(missing[:10])}; check them")
+    if older or revoked:
+        named = ", ".join([*older, *(f"{name} (revoked)" for name in revoked)][:10])
+        raise HTTPException(409, f"not current at the hub: {named}; name current versions")
+    return found
+
+
+def _acknowledgement(row: HubPathogenRecord) -> dict[str, str]:
+    metadata = row.record["metadata"]
+    named = {column: metadata.get(column, "") for column in acknowledgements.COLUMNS[1:]}
+    return {"accession_version": f"{row.accession}.{row.version}", **named}
+
+
+# Snapshot sets of the federation: GISAID's EPI_SET in spirit, for a paper on several nodes'
+# records. Identifiers are accessions of the pathogen-set kind under a prefix no node has.
+HUB_PREFIX = "XF"  # an ISO 3166 user-assigned code, never a member's country
+
+
+class NewSnapshot(BaseModel):
+    title: Annotated[str, Field(min_length=1, max_length=snapshots.MAX_TITLE)]
+    accessions: Annotated[list[str], Field(min_length=1, max_length=snapshots.MAX_MEMBERS)]
+
+
+async def _create_snapshot(request: Request, body: NewSnapshot) -> dict[str, Any]:
+    """Freeze current versions of records of any node under a citable identifier, with the
+    labs to thank (a user of a member node)."""
+    token = _bearer(request)
+
+    def create() -> dict[str, Any]:
+        with db.session_scope(db.for_writing(_records(request).engine)) as session:
+            subject = _subject(session, token)
+            rows = _current(session, [name.strip() for name in body.accessions if name.strip()])
+            rows.sort(key=lambda row: row.accession)
+            snapshot = PathogenSnapshot(
+                identifier=str(allocate(session, HUB_PREFIX, PATHOGEN_SET)),
+                title=" ".join(body.title.split()),
+                created_by=subject,
+                members=[f"{row.accession}.{row.version}" for row in rows],
+                acknowledgements=[_acknowledgement(row) for row in rows],
+            )
+            session.add(snapshot)
+            session.flush()
+            audit.record(
+                session,
+                actor=subject,
+                action="pathogen.snapshot",
+                detail={"identifier": snapshot.identifier, "size": len(rows)},
+            )
+            return _snapshot_view(session, snapshot)
+
+    return await run_in_threadpool(create)
+
+
+def _snapshot(identifier: str, request: Request) -> dict[str, Any]:
+    """A snapshot set as cited, naming members revoked or revised since."""
+    with db.session_scope(_records(request).engine) as session:
+        try:
+            snapshot = snapshots.get_snapshot(session, identifier)
+        except InvalidInput as error:
+            raise HTTPException(400, str(error)) from None
+        except NotFound as error:
+            raise HTTPException(404, str(error).replace("this node", "this hub")) from None
+        return _snapshot_view(session, snapshot)
+
+
+def _snapshot_view(session: Session, snapshot: PathogenSnapshot) -> dict[str, Any]:
+    held = {
+        f"{row.accession}.{row.version}": row.revoked
+        for row in session.scalars(
+            select(HubPathogenRecord).where(
+                HubPathogenRecord.accession.in_({m.partition(".")[0] for m in snapshot.members})
+            )
+        )
+    }
+    return {
+        "identifier": snapshot.identifier,
+        "title": snapshot.title,
+        "created_by": snapshot.created_by,
+        "size": len(snapshot.members),
+        "members": snapshot.members,
+        "revoked_since": [m for m in snapshot.members if held.get(m)],
+        "revised_since": [m for m in snapshot.members if m not in held],
+        "acknowledgements": snapshot.acknowledgements,
+    }
 
 
 def _bearer(request: Request) -> str:
