@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from genofed.pathogen.analysis import analyse
 from genofed.pathogen.organisms import build_organism, load_organism
-from genofed.pathogen.translation import reverse_complement, translate
+from genofed.pathogen.translation import BLOSUM62, reverse_complement, similarity, translate
 
 SARS_COV_2 = load_organism("sars-cov-2")
 REFERENCE = SARS_COV_2.reference
@@ -112,6 +112,19 @@ def test_codon_deletion_in_frame_and_straddling() -> None:
     in_frame = analyse(SARS_COV_2, plant(REFERENCE, Plan(deletions=[(y144, y144 + 2)])))
     assert in_frame.aa_deletions == ("S:Y144-",)
     assert in_frame.aa_substitutions == ()
+    # BA.1's 21987-21995: G|GT GTT TAT TA|C leaves GAC (D), most like G142: S:G142D and three
+    # deletions, as Nextclade reports it.
+    ba1 = analyse(SARS_COV_2, plant(REFERENCE, Plan(deletions=[(21987, 21995)])))
+    assert ba1.aa_substitutions == ("S:G142D",)
+    assert ba1.aa_deletions == ("S:V143-", "S:Y144-", "S:Y145-")
+
+
+def test_blosum62_is_symmetric_with_its_diagonal_the_best_of_each_row() -> None:
+    letters = "ARNDCQEGHILKMFPSTWYV"
+    assert all(BLOSUM62[a, b] == BLOSUM62[b, a] for a in letters for b in letters)
+    assert all(BLOSUM62[a, a] > BLOSUM62[a, b] for a in letters for b in letters if a != b)
+    assert (BLOSUM62["W", "W"], BLOSUM62["L", "I"], BLOSUM62["N", "I"]) == (11, 2, -3)
+    assert similarity("*", "*") == 1 and similarity("*", "Q") == -4
 
 
 @given(st.integers(1, ORF8_CODONS - 1), st.sampled_from("ACGT"), st.integers(0, 2))

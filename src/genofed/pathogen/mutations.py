@@ -33,6 +33,7 @@ from genofed.pathogen.translation import (
     codes,
     codon_indices,
     reverse_complement,
+    similarity,
     translate_codes,
 )
 
@@ -311,9 +312,9 @@ class _GeneCaller:
         self.masked[first_codon : last_codon + 1] = True
         deleted = list(range(first_codon, last_codon + 1))
         if first % 3:
-            # A straddling deletion leaves one merged codon. As a peptide alignment with gaps
-            # placed leftmost: it is the last reference amino acid it equals (the others are
-            # deleted, S:H69- S:V70-), or else a substitution of the last (S:N211- S:L212I).
+            # A straddling deletion leaves one merged codon. As a peptide alignment would, it
+            # stands for the reference amino acid it resembles most (BLOSUM62; among equals the
+            # last, gaps going left): S:H69- S:V70- keep I68, S:G142D S:V143- ..., S:N211- S:L212I.
             merged = np.concatenate(
                 (self.codes[first_codon * 3 : first], self.codes[end : last_codon * 3 + 3])
             )
@@ -321,9 +322,8 @@ class _GeneCaller:
             if amino == "X":
                 deleted.pop()
             else:
-                kept = next(
-                    (c for c in reversed(deleted) if chr(self.cds.protein[c]) == amino),
-                    last_codon,
+                kept = max(
+                    reversed(deleted), key=lambda c: similarity(chr(self.cds.protein[c]), amino)
                 )
                 deleted.remove(kept)
                 if chr(self.cds.protein[kept]) != amino:
@@ -346,15 +346,15 @@ class _GeneCaller:
         peptide = translate_codes(merged)
         if "X" in peptide:
             return
-        # As a peptide alignment with the gap placed leftmost.
+        # As a peptide alignment: the reference amino acid pairs with the end of the merged
+        # peptide it resembles most (the last among equals, gaps going left).
         reference = chr(self.cds.protein[codon])
-        if peptide[-1] == reference:
-            after, inserted = codon, peptide[:-1]
-        elif peptide[0] == reference:
-            after, inserted = codon + 1, peptide[1:]
+        if similarity(reference, peptide[-1]) >= similarity(reference, peptide[0]):
+            after, inserted, paired = codon, peptide[:-1], peptide[-1]
         else:
-            self.calls.substitutions.append(f"{self.name(codon)}{peptide[-1]}")
-            after, inserted = codon, peptide[:-1]
+            after, inserted, paired = codon + 1, peptide[1:], peptide[0]
+        if paired != reference:
+            self.calls.substitutions.append(f"{self.name(codon)}{paired}")
         self.calls.insertions.append(f"{self.cds.name}:{after}:{inserted}")
 
     def _stop(self, codon: int, amino: str) -> None:
