@@ -15,7 +15,8 @@ work. Instead:
    close together) are re-aligned by a small affine-gap dynamic programme.
 4. **Ends.** The first and last blocks extend to the ends of the query without gaps, stopping
    where the sequence stops resembling the reference (an X-drop), so adapter or junk ends are
-   clipped rather than called as mutations.
+   clipped rather than called as mutations. An indel within a dozen bases of the query's ends
+   is therefore not seen (its bases are clipped).
 
 The result is the query laid on reference coordinates plus its insertions, from which
 :mod:`~genofed.pathogen.mutations` reads every call with array operations.
@@ -38,32 +39,34 @@ if TYPE_CHECKING:
     from genofed.pathogen.analysis import Analysis
     from genofed.pathogen.organisms import Organism
 
-Array = npt.NDArray[np.int64]
 Bytes = npt.NDArray[np.uint8]
 
-# k-mer length: mostly unique in a viral genome, several per stretch between mutations, and a
-# direct lookup table of 4**K entries (16 MiB) instead of a search per k-mer.
-K = 11
-QUERY_STEP = 3  # query k-mers looked up: every third is plenty, and a third of the work
 GAP = ord("-")
 UNCOVERED = 0  # reference positions the query does not reach
+# Anchors: k-mers mostly unique in a viral genome yet several per stretch between mutations,
+# found through a direct table of 4**K entries (16 MiB) rather than a search per k-mer.
+K = 11
+QUERY_STEP = 3  # every third query k-mer is looked up: plenty, and a third of the work
+# Chain
 BLOCK_CHANGE_PENALTY = 8  # anchored bases a diagonal change must bring to be worth chaining
 MAX_INSERTION = 1000
 MAX_DELETION = 5000
-END_XDROP = 12  # score drop (match +1, mismatch -2) that ends an end's extension
+MAX_OVERLAP = 48  # chained blocks may overlap by a repeat around an indel, not more
+# Indels
 WINDOW = 64  # how far either side of a block boundary an indel may move
 MESSY_MISMATCHES = 3  # mismatches left by the best single indel that call for the DP
 DP_MAX_CELLS = 40_000  # pure Python: a few ms at most, and rare
 DP_MARGIN = 12
+# Ends and verdict
+END_XDROP = 12  # score drop (match +1, mismatch -2) that ends an end's extension
 MIN_BASES = 50
+MIN_IDENTITY = 0.7
 _IUPAC = np.zeros(256, dtype=bool)
 _IUPAC[list(b"ACGTRYSWKMBDHVN")] = True
-MAX_OVERLAP = 48  # chained blocks may overlap by a repeat around an indel, not more
 _REARRANGED = (
     "the sequence is rearranged relative to the reference (duplicated, inverted or moved "
     "segments) beyond what mutation calls describe; check the assembly"
 )
-MIN_IDENTITY = 0.7
 
 
 class AlignmentError(GenofedError):
@@ -101,13 +104,10 @@ class Alignment:
     clipped: int  # query bases left unaligned at the ends
 
 
-def prepare(sequence: str, coding: tuple[tuple[tuple[int, int], ...], ...] = ()) -> Reference:
-    """Index a reference; ``coding`` gives the 1-based parts of its '+' strand CDSs."""
-    return _prepare(sequence, coding)
-
-
 @lru_cache(maxsize=8)
-def _prepare(sequence: str, coding: tuple[tuple[tuple[int, int], ...], ...]) -> Reference:
+def prepare(sequence: str, coding: tuple[tuple[tuple[int, int], ...], ...] = ()) -> Reference:
+    """Index a reference (once: cached); ``coding`` gives the 1-based parts of its '+' strand
+    CDSs, where codon-aligned indel places are preferred."""
     raw = np.frombuffer(sequence.upper().encode("ascii"), dtype=np.uint8)
     base_codes = BASE_CODE[raw]
     values, good = kmers(base_codes)
@@ -273,9 +273,8 @@ class _Aligner:
         return self._build()
 
     def _mismatches(self, q0: int, q1: int, diagonal: int) -> npt.NDArray[np.int64]:
-        """1 where query base q0..q1 differs from the reference on ``diagonal`` (N, ambiguity
-        codes and positions beyond the reference never count as agreeing bases: they are 0
-        and 1 respectively)."""
+        """1 where query bases q0..q1 differ from the reference on ``diagonal``: N and ambiguity
+        codes count 0 (they agree with anything), positions beyond the reference 1."""
         length = self.ref.length
         positions = np.arange(q0 + diagonal, q1 + diagonal)
         inside = (positions >= 0) & (positions < length)
