@@ -24,8 +24,11 @@ from genofed.metadata.accessions import (
 )
 from genofed.pathogen import processing
 from genofed.pathogen.entries import InvalidInput, NotFound, decompress
+from genofed.pathogen.organisms import load_organism
 from genofed.pathogen.record import RESTRICTED
 from genofed.pathogen.registry import get_organism
+from genofed.pathogen.submissions import check_batch, store_batch
+from genofed.pathogen.synthetic import write_submission
 from genofed.pathogen.terms import Terms, check_terms
 
 
@@ -230,3 +233,24 @@ def test_a_bad_version_suffix_is_refused(suffix: str) -> None:
         return
     with pytest.raises(InvalidAccession):
         parse_versioned(f"{accession}.{suffix}")
+
+
+def test_a_batch_checked_twice_is_stored_once(db_engine: Engine, tmp_path: Path) -> None:
+    """Two submissions of the same batch, both checked before either is stored."""
+    organism = load_organism("sars-cov-2")
+    fasta, sheet = write_submission(samples(2), tmp_path)
+    with db.session_scope(db_engine) as session:
+        first = check_batch(session, "lab-be", organism, fasta, sheet, today=TODAY)
+        second = check_batch(session, "lab-be", organism, fasta, sheet, today=TODAY)
+    assert first.problems == second.problems == []
+    options = {"country": COUNTRY, "submitter": "lab-be", "organism": organism}
+    names = (fasta.name, sheet.name)
+    with db.session_scope(db.for_writing(db_engine)) as session:
+        assert store_batch(session, first, names=names, **options).stored  # type: ignore[arg-type]
+    with db.session_scope(db.for_writing(db_engine)) as session:
+        late = store_batch(session, second, names=names, accept_valid=True, **options)  # type: ignore[arg-type]
+    assert not late.stored
+    assert [(p.field, p.problem) for p in late.problems] == [
+        ("sequence_id", "was already submitted in an earlier batch")
+    ] * 2
+    assert len(entries(db_engine)) == 2

@@ -222,18 +222,22 @@ def submit(
     with _transaction(request) as session:  # checked before the upload is stored
         chosen = registry.get_organism(session, organism)
         batch_terms = terms.check_terms(data_use_terms, restricted_until, today)
-    with _saved(sequences, metadata) as (fasta, sheet), _transaction(request, write=True) as s:
-        outcome = submissions.submit_batch(
-            s,
-            country=_settings(request).country,
-            submitter=who.subject,
-            organism=chosen,
-            fasta=fasta,
-            sheet=sheet,
-            accept_valid=accept_valid,
-            terms=batch_terms,
-            today=today,
-        )
+    with _saved(sequences, metadata) as (fasta, sheet):
+        with _transaction(request) as session:  # validating takes long: no write lock yet
+            report = submissions.check_batch(
+                session, who.subject, chosen, fasta, sheet, today=today
+            )
+        with _transaction(request, write=True) as session:
+            outcome = submissions.store_batch(
+                session,
+                report,
+                country=_settings(request).country,
+                submitter=who.subject,
+                organism=chosen,
+                names=(fasta.name, sheet.name),
+                accept_valid=accept_valid,
+                terms=batch_terms,
+            )
     body = outcome.to_json()
     if not outcome.stored:
         body["detail"] = _refusal(outcome)

@@ -80,24 +80,90 @@ def submit_batch(
     terms: Terms = Terms(),
     today: date | None = None,
 ) -> SubmissionOutcome:
-    """Validate a batch and store its entries as ``received``.
+    """Validate a batch and store its entries as ``received``, in one session.
 
     With problems, nothing is stored unless ``accept_valid``: then the valid entries are.
+    A server checks in a reading transaction and stores in a short writing one instead
+    (:func:`check_batch`, then :func:`store_batch`): validating thousands of genomes must not
+    hold the database's write lock.
     """
-    report = _validated(session, submitter, organism, fasta, sheet, today, exclude=None)
+    report = check_batch(session, submitter, organism, fasta, sheet, today=today)
+    return store_batch(
+        session,
+        report,
+        country=country,
+        submitter=submitter,
+        organism=organism,
+        names=(fasta.name, sheet.name),
+        accept_valid=accept_valid,
+        terms=terms,
+    )
+
+
+def check_batch(
+    session: Session,
+    submitter: str,
+    organism: Organism,
+    fasta: Path,
+    sheet: Path,
+    *,
+    today: date | None = None,
+) -> BatchReport:
+    """Every problem of a batch, duplicates of earlier submissions included; stores nothing."""
+    return _validated(session, submitter, organism, fasta, sheet, today, exclude=None)
+
+
+def store_batch(
+    session: Session,
+    report: BatchReport,
+    *,
+    country: str,
+    submitter: str,
+    organism: Organism,
+    names: tuple[str, str],
+    accept_valid: bool = False,
+    terms: Terms = Terms(),
+) -> SubmissionOutcome:
+    """Store a checked batch's valid entries (all of them, or none without ``accept_valid``
+    when it has problems). Ids and names taken since the check are refused here."""
+    _recheck(session, report, submitter, names[1])
     outcome = SubmissionOutcome(organism.name, report.problems)
     if not report.valid or (report.problems and not accept_valid):
         return outcome
-    submission = _submission(session, submitter, organism, fasta, sheet, report)
+    packed = [compress(entry.record.sequence) for entry in report.valid]
+    submission = _submission(session, submitter, organism, names, report)
     numbers = allocate_many(session, country, PATHOGEN_RECORD, len(report.valid))
-    for batch_entry, accession in zip(report.valid, numbers, strict=True):
-        entry = _entry(submission, batch_entry, str(accession), 1, terms)
-        session.add(entry)
+    for batch_entry, sequence, accession in zip(report.valid, packed, numbers, strict=True):
+        session.add(_entry(submission, batch_entry, sequence, str(accession), 1, terms))
         outcome.accessions[batch_entry.sequence_id] = f"{accession}.1"
     session.flush()
     _received(session, submission, submitter)
     outcome.submission_id = submission.id
     return outcome
+
+
+def _recheck(session: Session, report: BatchReport, submitter: str, sheet_name: str) -> None:
+    """Another batch may have taken an id or a virus name between check and store."""
+    ids = {entry.sequence_id for entry in report.valid}
+    taken_ids = _taken(session, PathogenEntry.sequence_id, ids, None, submitter)
+    for entry in [e for e in report.valid if e.sequence_id in taken_ids]:
+        report.problems.append(
+            Problem(
+                sheet_name,
+                entry.row,
+                entry.sequence_id,
+                ID_COLUMN,
+                shown(entry.sequence_id),
+                "was already submitted in an earlier batch",
+                "give a new sequence a new id; to correct an earlier one, submit a revision",
+            )
+        )
+        report.rejected_ids.add(entry.sequence_id)
+    report.valid = [e for e in report.valid if e.sequence_id not in taken_ids]
+    names = {_virus_name(entry) for entry in report.valid}
+    _refuse_taken_names(
+        report, _taken(session, PathogenEntry.virus_name, names, None, None), sheet_name
+    )
 
 
 def revise(
@@ -144,9 +210,10 @@ def revise(
                 )
             )
         return outcome
-    submission = _submission(session, submitter, organism, fasta, sheet, report)
+    submission = _submission(session, submitter, organism, (fasta.name, sheet.name), report)
     terms = Terms(current.data_use_terms, current.restricted_until)
-    entry = _entry(submission, report.valid[0], base, current.version + 1, terms)
+    sequence = compress(report.valid[0].record.sequence)
+    entry = _entry(submission, report.valid[0], sequence, base, current.version + 1, terms)
     entry.host_sample, entry.host_dataset = current.host_sample, current.host_dataset
     session.add(entry)
     session.flush()
@@ -240,15 +307,14 @@ def _submission(
     session: Session,
     submitter: str,
     organism: Organism,
-    fasta: Path,
-    sheet: Path,
+    names: tuple[str, str],
     report: BatchReport,
 ) -> PathogenSubmission:
     submission = PathogenSubmission(
         submitter=submitter,
         organism=organism.name,
-        fasta_name=fasta.name,
-        sheet_name=sheet.name,
+        fasta_name=names[0],
+        sheet_name=names[1],
         problems=[asdict(problem) for problem in report.problems],
     )
     session.add(submission)
@@ -259,6 +325,7 @@ def _submission(
 def _entry(
     submission: PathogenSubmission,
     batch_entry: BatchEntry,
+    sequence: bytes,
     accession: str,
     version: int,
     terms: Terms,
@@ -272,7 +339,7 @@ def _entry(
         sequence_id=batch_entry.sequence_id,
         virus_name=_virus_name(batch_entry),
         sheet_metadata=dict(batch_entry.metadata),
-        sequence=compress(batch_entry.record.sequence),
+        sequence=sequence,
         state=PathogenState.RECEIVED,
         data_use_terms=terms.kind,
         restricted_until=terms.until,
