@@ -123,12 +123,12 @@ class PathogenStore:
         self._live_bitmap, self._current_bitmap = BitMap(), BitMap()
         self._until = np.zeros(self._capacity, np.int32)  # end of restricted terms, ordinal
         self._latest: dict[str, tuple[int, int]] = {}  # accession -> (row, version)
+        self._codons = _codon_spans(organism)
         self._nucleotide = _MutationIndex()
-        self._amino_acid = _MutationIndex()
+        self._amino_acid = _MutationIndex(self._codons)
         self._nucleotide_insertions = _MutationIndex()
         self._amino_acid_insertions = _MutationIndex()
         self._unknown = _Intervals()
-        self._codons = _codon_spans(organism)
         self._genes = {name.lower(): name for name in self._codons}
         self._locations: dict[str, tuple[str, ...]] = {}
         self._cache: dict[Any, Any] = {}
@@ -348,7 +348,8 @@ class PathogenStore:
         with self._lock.reading():
             rows = self._select(query)
             index = self._nucleotide if kind == "nucleotide" else self._amino_acid
-            keys, starts, widths, sizes = self._key_table(index, kind)
+            keys, known = index.keys, len(index.keys)
+            starts, widths, sizes = index.starts[:known], index.widths[:known], index.sizes[:known]
             mask = self._mask(rows)
             coverage = np.full(len(keys), len(rows), np.int64)
             for width in np.unique(widths).tolist():
@@ -666,38 +667,6 @@ class PathogenStore:
             )
         return np.zeros(self._n, bool)
 
-    def _key_table(
-        self, index: _MutationIndex, kind: str
-    ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-        """The index's keys with, for each, its first reference position, the width of its
-        codon (0 for a nucleotide) and how many rows carry it."""
-        cache_key = ("keys", kind)
-        if cache_key not in self._cache:
-            keys = list(index.keys)
-            starts, widths = [], []
-            for key in keys:
-                gene, _, place, _ = index.sites[key]
-                if gene:
-                    codons = self._codons.get(gene)
-                    if codons is None or place > len(codons[0]):
-                        starts.append(0)  # not in the annotation: no coverage known
-                        widths.append(0)
-                        continue
-                    starts.append(int(codons[0][place - 1]))
-                    widths.append(int(codons[1][place - 1] - codons[0][place - 1]))
-                else:
-                    starts.append(place)
-                    widths.append(0)
-            sizes = np.array([len(index.bitmaps[k]) for k in keys], np.int64)
-            self._cache[cache_key] = (
-                keys,
-                np.array(starts, np.int64),
-                np.array(widths, np.int64),
-                sizes,
-            )
-        table: tuple[list[str], np.ndarray, np.ndarray, np.ndarray] = self._cache[cache_key]
-        return table
-
 
 class _Column:
     """A categorical column: each row holds a code into ``values`` (0: no value)."""
@@ -724,8 +693,14 @@ class _MutationIndex:
     """Rows per mutation (or insertion) key as bitmaps, keys by site (gene or '', position), and
     each row's key ids in order (to count over a few rows without touching every bitmap)."""
 
-    def __init__(self) -> None:
+    def __init__(self, codons: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
+        self.codons = codons  # amino acids: each gene's codon spans on the reference
         self.keys: list[str] = []  # by id
+        # by id: first reference position of the key's base (codon), the codon's width (0 for a
+        # base), rows carrying it (retired ones too: an upper bound)
+        self.starts = np.zeros(1024, np.int64)
+        self.widths = np.zeros(1024, np.int64)
+        self.sizes = np.zeros(1024, np.int64)
         self.ids: dict[str, int] = {}
         self.bitmaps: dict[str, BitMap] = {}
         self.sites: dict[str, tuple[str, str, int, str]] = {}  # key -> gene, ref, position, to
@@ -754,6 +729,7 @@ class _MutationIndex:
         self.rows += len(lengths)
         if not len(ids):
             return
+        self.sizes[: len(self.keys)] += np.bincount(ids, minlength=len(self.keys))
         order = np.argsort(ids, kind="stable")  # rows stay sorted within each key
         ids, rows = ids[order], rows[order]
         bounds = np.flatnonzero(np.diff(ids)) + 1
@@ -768,7 +744,18 @@ class _MutationIndex:
         self.bitmaps[key] = BitMap()
         self.sites[key] = site
         self.at.setdefault((site[0], site[2]), {})[site[3]] = key
-        return self.ids[key]
+        key_id = self.ids[key]
+        self.starts = _grown(self.starts, key_id + 1)
+        self.widths = _grown(self.widths, key_id + 1)
+        self.sizes = _grown(self.sizes, key_id + 1)
+        gene, _, place, _ = site
+        if not gene:
+            self.starts[key_id] = place
+        elif self.codons and gene in self.codons and place <= len(self.codons[gene][0]):
+            first, last = self.codons[gene]
+            self.starts[key_id] = first[place - 1]
+            self.widths[key_id] = last[place - 1] - first[place - 1]
+        return key_id
 
     def counts(self, rows: np.ndarray) -> np.ndarray:
         """How many of ``rows`` carry each key, by id."""
