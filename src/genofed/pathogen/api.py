@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import logging
 import tempfile
 import zipfile
 from collections.abc import AsyncIterator, Iterator
@@ -71,7 +70,6 @@ from genofed.pathogen.node_queries import LAPIS_PREFIX, NodeQueries, lapis_route
 from genofed.pathogen.processing import Processor
 from genofed.pathogen.record import OPEN, RESTRICTED
 
-log = logging.getLogger(__name__)
 SUBMITTER, CURATOR, OPERATOR = "submitter", "curator", "operator"
 MAX_DOWNLOAD = 20_000  # records per download request
 _STATUS: dict[type[PathogenError], int] = {
@@ -117,21 +115,15 @@ def _settings(request: Request) -> Settings:
 
 
 @contextmanager
-def _refusals() -> Iterator[None]:
-    """The services' errors as HTTP statuses."""
-    try:
-        yield
-    except PathogenError as error:
-        status = next((_STATUS[k] for k in type(error).__mro__ if k in _STATUS), 400)
-        raise HTTPException(status, str(error)) from None
-
-
-@contextmanager
 def _transaction(request: Request, *, write: bool = False) -> Iterator[Session]:
     """One transaction, committed before the response; the services' errors become statuses."""
     engine = request.app.state.node.engine
-    with _refusals(), db.session_scope(db.for_writing(engine) if write else engine) as session:
-        yield session
+    try:
+        with db.session_scope(db.for_writing(engine) if write else engine) as session:
+            yield session
+    except PathogenError as error:
+        status = next((_STATUS[k] for k in type(error).__mro__ if k in _STATUS), 400)
+        raise HTTPException(status, str(error)) from None
 
 
 def _is_curator(who: Identity) -> bool:
@@ -155,10 +147,11 @@ def _saved(*uploads: UploadFile) -> Iterator[list[Path]]:
 
 
 def _published(request: Request) -> None:
-    """A release or revocation: the query stores catch up before the response."""
+    """A release or revocation: the query stores catch up before the response (unless they
+    are being loaded or refreshed already: that refresh, or the next, takes it up)."""
     queries: NodeQueries | None = getattr(request.app.state, "pathogen_queries", None)
     if queries is not None:
-        queries.refresh()
+        queries.refresh(wait=False)
 
 
 def _wake_processing(request: Request) -> None:
