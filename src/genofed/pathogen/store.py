@@ -712,12 +712,9 @@ class _MutationIndex:
     def append(self, first_row: int, keys: list[str], lengths: list[int]) -> None:
         """Rows ``first_row``, ``first_row + 1``, ... carrying ``lengths[i]`` of ``keys`` each."""
         assert first_row == self.rows, "rows are indexed in order"
-        ids = np.array([self.ids.get(key, -1) for key in keys], np.int32)
-        unseen = np.flatnonzero(ids < 0).tolist()
-        for i in unseen:
-            ids[i] = self.ids.get(keys[i], -1)
-            if ids[i] < 0:
-                ids[i] = self._register(keys[i])
+        for key in sorted(set(keys).difference(self.ids)):
+            self._register(key)
+        ids = np.fromiter(map(self.ids.__getitem__, keys), np.int32, len(keys))
         end = self.offsets[self.rows] + len(ids)
         self.offsets = _grown(self.offsets, self.rows + len(lengths) + 1)
         self.offsets[self.rows + 1 : self.rows + len(lengths) + 1] = self.offsets[
@@ -737,7 +734,7 @@ class _MutationIndex:
         for key_id, part in zip(firsts, np.split(rows, bounds), strict=True):
             self.bitmaps[self.keys[key_id]].update(array.array("I", part.tobytes()))
 
-    def _register(self, key: str) -> int:
+    def _register(self, key: str) -> None:
         site = _site(key)
         self.ids[key] = len(self.keys)
         self.keys.append(key)
@@ -755,7 +752,6 @@ class _MutationIndex:
             first, last = self.codons[gene]
             self.starts[key_id] = first[place - 1]
             self.widths[key_id] = last[place - 1] - first[place - 1]
-        return key_id
 
     def counts(self, rows: np.ndarray) -> np.ndarray:
         """How many of ``rows`` carry each key, by id."""
