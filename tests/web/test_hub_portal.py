@@ -101,7 +101,7 @@ def test_anyone_sees_the_hubs_public_pages_only(network: Network) -> None:
         login = client.get("/portal/login")
     assert home.status_code == 200
     menu = home.text.split('aria-label="Main"', 1)[1].split("</nav>", 1)[0]
-    assert "Catalogue" in menu and "Beacon" in menu
+    assert "Catalogue" in menu and "Beacon" in menu and "Mutation trends" in menu
     assert not any(word in menu for word in ("DAC inbox", "My requests", "Pipeline", "Audit"))
     assert "genofed hub <strong>Test federation</strong>" in home.text
     assert [page.status_code for page in refused] == [404, 404, 404]
@@ -145,6 +145,15 @@ def test_the_hub_beacon_answers_per_node_and_says_why_one_is_silent(network: Net
     rows = _rows(asked.text, "Answers per node")
     be_row = next(row for row in rows if "(BE)" in row)
     assert "answered" in be_row and "found, 12" in be_row  # counted for the identified visitor
+
+
+def test_the_hub_charts_the_federations_pathogen_records(network: Network) -> None:
+    with _client(network) as anonymous:
+        page = anonymous.get("/portal/pathogen/mutations", params={"mutation": "S:N501Y"})
+        answers = anonymous.get("/pathogen/lapis/sars-cov-2/sample/aggregated")
+    assert page.status_code == 200, page.text[-800:]
+    assert 'data-lapis="/pathogen/lapis/sars-cov-2"' in page.text  # the hub's own LAPIS
+    assert answers.status_code == 200 and answers.json()["data"][0]["count"] == 0
 
 
 def test_the_hub_terms_autocomplete_unites_the_nodes(network: Network) -> None:

@@ -49,9 +49,10 @@ class Portal:
     def client(self, user: str | None = None, roles: tuple[str, ...] = ()) -> TestClient:
         client = TestClient(self.app, follow_redirects=False)
         if user is not None:
-            session = token(self.settings, user)
-            if roles:
+            if roles:  # a user of these roles, not one of portal_support's
                 session = issue_token(self.settings, user, list(roles))
+            else:
+                session = token(self.settings, user)
             client.cookies.set(SESSION_COOKIE, session, path="/portal")
         return client
 

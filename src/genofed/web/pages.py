@@ -4,7 +4,7 @@ Mount :data:`router` on a node app (``app.include_router(router)``), :data:`hub_
 hub's: their paths start with ``/portal``, they serve their own stylesheet and scripts (no CDN:
 the portal works offline), and they read the app's ``app.state.settings`` (a node's pages also
 ``app.state.node``, its engine and stores, and ``app.state.queue``). The hub serves the pages of
-public data only: the catalogue and the beacon network.
+public data only: the catalogue, the beacon network and the mutation trends.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from genofed.web import (
     dac_pages,
     login_pages,
     operator_pages,
+    pathogen_chart_pages,
     pathogen_pages,
     pathogen_records_pages,
     render,
@@ -109,5 +110,6 @@ router = _portal(
     operator_pages.router,
     pathogen_pages.router,
     pathogen_records_pages.router,
+    pathogen_chart_pages.router,
 )
-hub_router = _portal(catalogue_pages.router, beacon_pages.router)
+hub_router = _portal(catalogue_pages.router, beacon_pages.router, pathogen_chart_pages.router)

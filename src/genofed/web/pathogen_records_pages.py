@@ -1,12 +1,10 @@
 """Released pathogen records in the portal: the browser, a record's page, the acknowledgement
-table, snapshot sets (create, cite, download) and the mutation charts.
+table and snapshot sets (create, cite, download).
 
 The same rules as the node's ``/pathogen`` routes: any signed-in user reads released (and
 revoked, flagged) records; a record not yet released only its submitter and curators; the
 host-sample link only a user granted its dataset; downloads need the data-use terms accepted
-and are audited. The charts are drawn in the browser from the LAPIS queries
-(``/pathogen/lapis/{organism}``) by ``pathogen-charts.js`` with plotly.js, both served by the
-portal itself (no CDN).
+and are audited.
 """
 
 from __future__ import annotations
@@ -280,34 +278,5 @@ def download_snapshot(
         headers={
             **render.SECURITY_HEADERS,
             "Content-Disposition": f'attachment; filename="{name}"',
-        },
-    )
-
-
-# -- mutation charts ----------------------------------------------------------------------------
-
-
-@router.get("/pathogen/mutations")
-def mutations(
-    request: Request,
-    visitor: Annotated[Visitor, Depends(reader)],
-    organism: Annotated[str, Query(max_length=64)] = "",
-    mutation: Annotated[str, Query(max_length=100)] = "",
-    binning: Annotated[str, Query(pattern="^(week|month|year)$")] = "month",
-) -> Response:
-    """The query form; the browser draws the charts from the LAPIS answers."""
-    with reading(request) as session:
-        organisms = registry.organism_names(session)
-    chosen = organism if organism in organisms else (organisms[0] if organisms else "")
-    return render.page(
-        request,
-        "pathogen_mutations.html",
-        identity=visitor.identity,
-        csrf=visitor.csrf,
-        title="Mutation trends",
-        context={
-            "organisms": organisms,
-            "asked": {"organism": chosen, "mutation": mutation.strip(), "binning": binning},
-            "lapis": f"/pathogen/lapis/{chosen}" if chosen else "",
         },
     )

@@ -157,6 +157,7 @@ MENU = (
         "/pathogen/mutations",
         EVERYONE,
         "How often a mutation is seen, over time and by country, in charts.",
+        on_hub=True,
     ),
 )
 

@@ -65,7 +65,9 @@ def settings_of(request: Request) -> Settings:
 
 
 def engine_of(request: Request) -> Engine:
-    engine: Engine = request.app.state.node.engine
+    """The database of the node, or of the hub when the portal runs there."""
+    holder = request.app.state.hub if on_hub(request) else request.app.state.node
+    engine: Engine = holder.engine
     return engine
 
 
