@@ -479,7 +479,7 @@ def test_two_nodes_replicate_and_the_hub_answers_for_both(tmp_path: Path) -> Non
         before = _hub_rows(hub_served)
         engine = make_engine(be_served.database_url)
         with hub_client(with_hub(be_served, hub_url)) as client:
-            again = pathogen_replication.replicate(be_served, engine, client, {"cursor": 0})
+            again = pathogen_replication.replicate(engine, client, {"cursor": 0})
         engine.dispose()
         assert again.records == 7  # six releases and the revision
         assert _hub_rows(hub_served) == before
@@ -679,7 +679,7 @@ def test_a_hub_ahead_of_the_node_is_said(tmp_path: Path) -> None:
     unused = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(500)))
     try:
         with pytest.raises(pathogen_replication.ReplicationError, match="database replaced"):
-            pathogen_replication.replicate(node, engine, unused, {"cursor": 99})
-        assert pathogen_replication.replicate(node, engine, unused, None).records == 0
+            pathogen_replication.replicate(engine, unused, {"cursor": 99})
+        assert pathogen_replication.replicate(engine, unused, None).records == 0
     finally:
         engine.dispose()

@@ -261,7 +261,7 @@ def _sync(settings: Settings, engine: Engine, client: httpx.Client) -> SyncRepor
     published = _publish_changes(settings, engine, client)
     members = tuple(member_issuers(settings, client))
     try:
-        replicated = pathogen_replication.replicate(settings, engine, client, reply.get("pathogen"))
+        replicated = pathogen_replication.replicate(engine, client, reply.get("pathogen"))
     except pathogen_replication.ReplicationError as error:
         raise FederationError(str(error)) from None
     return SyncReport(status, joined, resynced, published, members, replicated.records)

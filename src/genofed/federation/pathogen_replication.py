@@ -12,6 +12,10 @@ down or restored from a backup, a batch lost on the way: each is one more cycle 
 hub's cursor, and the hub applies a record twice without harm (highest version, sticky
 revocation).
 
+This relies on change numbers being taken in commit order, so that no change commits below a
+cursor the hub already passed: SQLite's single writer guarantees it; on PostgreSQL, releases
+and revocations must take their number under a lock held until commit.
+
 Why the sequences travel with the records rather than being fetched from the node when asked:
 packed against the reference they cost ~150 bytes each, the hub then answers sequence
 downloads for the whole federation while a node is down, and no query at the hub has to wait on
@@ -30,7 +34,6 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from genofed import db
-from genofed.config import Settings
 from genofed.db.models import PathogenEntry
 from genofed.errors import GenofedError
 from genofed.federation.pathogen_hub import (
@@ -89,7 +92,6 @@ class ReplicationReport:
 
 
 def replicate(
-    settings: Settings,
     engine: Engine,
     client: httpx.Client,
     held: Mapping[str, Any] | None,
