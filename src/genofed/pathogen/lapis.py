@@ -135,11 +135,11 @@ def lapis_router(
 
         @route("/sample/unalignedNucleotideSequences", guard)
         async def unaligned(request: Request) -> Response:
-            return await _fasta(request, get_store, lambda av: source(request).unaligned(av))
+            return await _fasta(request, get_store, source(request).unaligned)
 
         @route("/sample/alignedNucleotideSequences", guard)
         async def aligned(request: Request) -> Response:
-            return await _fasta(request, get_store, lambda av: source(request).aligned(av))
+            return await _fasta(request, get_store, source(request).aligned)
 
     return router
 
