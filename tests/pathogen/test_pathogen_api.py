@@ -247,7 +247,8 @@ def test_curation_needs_curators_and_holds_back_errors(
     approved = http.post(f"/pathogen/records/{names[0]}/approve", headers=curator)
     assert approved.json()["state"] == "released"
     public = http.get(f"/pathogen/records/{names[0]}", headers=auth(settings, READER)).json()
-    assert public["state"] == "released" and "history" not in public
+    assert public["state"] == "released" and public["virus_name"] == batch[0].metadata["virus_name"]
+    assert not {"history", "submitter", "sequence_id"} & set(public)
     own = http.get(f"/pathogen/records/{names[0]}", headers=auth(settings, LAB, "submitter")).json()
     assert [h["state"] for h in own["history"]][-2:] == ["approved", "released"]
     bad = http.get("/pathogen/records/GFBEV0000000000", headers=auth(settings, READER))

@@ -273,8 +273,9 @@ def show_record(accession: str, request: Request, who: Identity = Depends(regist
         if entry.state not in PUBLIC_STATES and not own:
             raise HTTPException(404, f"no released pathogen record {accession}: check it")
         view = curation.entry_view(entry, full=True)
-        if not own:
-            view.pop("history")
+        if not own:  # who submitted it, under which lab-internal id, stays with the node
+            for private in ("history", "submitter", "sequence_id", "error"):
+                view.pop(private)
         return {**view, **hostlinks.visible_link(session, who.subject, entry)}
 
 

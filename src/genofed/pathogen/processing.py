@@ -88,6 +88,7 @@ def _claim(engine: Engine, size: int) -> list[_Claimed]:
             .where(PathogenEntry.state == PathogenState.RECEIVED)
             .order_by(PathogenEntry.id)
             .limit(size)
+            .with_for_update(skip_locked=True)  # PostgreSQL: processes claim different rows
         ).all()
         claimed = [_Claimed(row.id, row.organism, row.sequence) for row in rows]
         if claimed:
