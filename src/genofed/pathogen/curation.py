@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 from genofed.access import audit
 from genofed.db import PathogenEntry, PathogenState
 from genofed.db.models import utcnow
-from genofed.pathogen.analysis import Analysis, aligned_sequence
+from genofed.pathogen.alignment import aligned_sequence
+from genofed.pathogen.analysis import Analysis
 from genofed.pathogen.batch import ID_COLUMN
 from genofed.pathogen.entries import (
     ERRORS,
