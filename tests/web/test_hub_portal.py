@@ -12,54 +12,28 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import pytest
-from federation_support import wait_for
-from network_support import COUNTRIES, Network, Node, make_hub, start_node
-from network_support import _trusts_others as trusts_others
-from network_support import _with_port as with_port
+from hub_support import VARIANT, small_federation
+from network_support import COUNTRIES, Network, Node, make_hub
 
 from genofed.access.tokens import issue_token
 from genofed.config import TrustedIssuer
-from genofed.federation.hub import approve_node
 from genofed.federation.hub_app import create_hub_app
-from genofed.node.server import free_socket, serving
+from genofed.node.server import serving
 from genofed.web.login_pages import FLOW_COOKIE
 from genofed.web.render import SESSION_COOKIE
 from genofed.web.session import LOGIN_COOKIE
 
-VARIANT = {  # chr1:1001 A>G: 12 carriers at BE, 8 at NL
-    "assembly": "GRCh38",
-    "chromosome": "1",
-    "start": "1000",
-    "reference": "A",
-    "alternate": "G",
-    "granularity": "count",
-}
-LEVELS = {"BE": "registered", "NL": "public"}
-
 
 @pytest.fixture(scope="module")
 def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
-    folder = tmp_path_factory.mktemp("hub-portal")
-    with ExitStack() as stack:
-        sock = free_socket()
-        hub = with_port(make_hub(folder / "hub"), sock.getsockname()[1])
-        hub_url = stack.enter_context(serving(create_hub_app(hub), sock))
-        network = Network(hub_url, hub, stack=stack)
-        for country in ("BE", "NL"):
-            network.nodes[country] = start_node(network, folder / country, country, LEVELS)
-        for node in network.nodes.values():
-            approve_node(hub, node.id, "operator")
-        for node in network.nodes.values():
-            wait_for(lambda n=node: trusts_others(network, n), what=f"{node.country}'s trust")
-        wait_for(lambda: _listed(hub_url) == 2, what="the catalogue")
+    with small_federation(tmp_path_factory.mktemp("hub-portal")) as network:
         be = network.nodes["BE"]
         # the hub's portal accepts BE's tokens (the app holds this very settings object)
-        hub.tokens.trusted_issuers.append(
+        network.hub.tokens.trusted_issuers.append(
             TrustedIssuer(
                 issuer=be.settings.tokens.issuer,
                 jwks_url=f"{be.url}/.well-known/jwks.json",
@@ -67,10 +41,6 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
             )
         )
         yield network
-
-
-def _listed(hub_url: str) -> int:
-    return int(httpx.get(f"{hub_url}/catalogue/search", timeout=10).json()["total"])
 
 
 def _client(network: Network) -> httpx.Client:
