@@ -93,17 +93,18 @@ def processed(served: Served) -> int:
         engine.dispose()
 
 
-def lapis(served: Served, path: str, **params: str) -> list[dict[str, Any]]:
-    answer = httpx.get(f"{served.url}{LAPIS}{path}", params=params, timeout=30)
+def lapis(base: str, path: str, **params: str) -> list[dict[str, Any]]:
+    """The data of a LAPIS answer of the node or hub at ``base``."""
+    answer = httpx.get(f"{base}{LAPIS}{path}", params=params, timeout=30)
     assert answer.status_code == 200, answer.text
     data: list[dict[str, Any]] = answer.json()["data"]
     return data
 
 
-def varying_mutation(served: Served) -> str:
+def varying_mutation(base: str) -> str:
     """The amino-acid mutation carried by the most genomes, but not by all of them."""
-    total = lapis(served, "/sample/aggregated")[0]["count"]
-    found = lapis(served, "/sample/aminoAcidMutations", minProportion="0.05")
+    total = lapis(base, "/sample/aggregated")[0]["count"]
+    found = lapis(base, "/sample/aminoAcidMutations", minProportion="0.05")
     varying = [row for row in found if row["count"] < total]
     return str(max(varying, key=lambda row: (row["count"], row["mutation"]))["mutation"])
 
@@ -180,24 +181,24 @@ def test_submit_curate_cite_download_and_chart(
     )
     bob.screenshot(path=shots / "pathogen-snapshot-laptop.png", full_page=True)
 
-    mutation = varying_mutation(node)
+    mutation = varying_mutation(node.url)
     problems: list[str] = []
     bob.on("pageerror", lambda error: problems.append(str(error)))
     bob.goto(f"{node.url}/portal/pathogen/mutations")
     bob.get_by_label("Mutation", exact=True).fill(mutation)
     bob.get_by_role("button", name="Show").click()
     expect(bob.locator("#mutation-charts")).to_have_attribute("data-drawn", "true")
-    check_charts_match_the_api(bob, node, mutation)
+    check_charts_match_the_api(bob, node.url, mutation)
     assert problems == []
     bob.screenshot(path=shots / "pathogen-mutations-laptop.png", full_page=True)
 
 
-def check_charts_match_the_api(page: Any, served: Served, mutation: str) -> None:
+def check_charts_match_the_api(page: Any, base: str, mutation: str) -> None:
     """The bars are the API's carriers per country, the lines its proportions over time: in
     plotly's data and as drawn SVG marks."""
     carriers = {
         row["country"]: row["count"]
-        for row in lapis(served, "/sample/aggregated", fields="country", variantQuery=mutation)
+        for row in lapis(base, "/sample/aggregated", fields="country", variantQuery=mutation)
         if row["count"]
     }
     bars = page.evaluate("(() => { const d = document.getElementById('chart-country').data[0];"
@@ -207,7 +208,7 @@ def check_charts_match_the_api(page: Any, served: Served, mutation: str) -> None
     over_time = [
         row
         for row in lapis(
-            served,
+            base,
             "/sample/mutationsOverTime",
             mutations=mutation,
             binning="month",
@@ -231,41 +232,56 @@ def check_charts_match_the_api(page: Any, served: Served, mutation: str) -> None
 # -- every pathogen page ------------------------------------------------------------------------
 
 
+def release_batch(
+    settings: Any, folder: Path, batch: list[SyntheticSample], hold_back: int = 0
+) -> tuple[str, list[str]]:
+    """``batch`` submitted by ALICE, processed, and released by CORA but for ``hold_back``
+    genomes left in the queue; the submission's id and every releasable accession.version
+    (released first)."""
+    fasta, sheet = write_submission(batch, folder)
+    engine = db.make_engine(settings.database_url)
+    try:
+        with db.session_scope(db.for_writing(engine)) as session:
+            sent = submissions.submit_batch(
+                session,
+                country=settings.country,
+                submitter=ALICE,
+                organism=load_organism("sars-cov-2"),
+                fasta=fasta,
+                sheet=sheet,
+            )
+        process_pending(engine, workers=1)
+        with db.session_scope(db.for_writing(engine)) as session:
+            waiting = session.scalars(
+                select(PathogenEntry).where(
+                    PathogenEntry.state == PathogenState.PROCESSED,
+                    PathogenEntry.outcome != "errors",
+                )
+            ).all()
+            names = [f"{entry.accession}.{entry.version}" for entry in waiting]
+            for name in names[: len(names) - hold_back]:
+                curation.approve(session, name, CORA)
+    finally:
+        engine.dispose()
+    return str(sent.submission_id), names
+
+
 @pytest.fixture(scope="module")
 def stocked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, dict[str, str]]]:
     """A node with a processed batch, most of it released, and a snapshot set; the paths of
     the pages that show them."""
     folder = tmp_path_factory.mktemp("pathogen-pages")
     for served in serve(folder / "node"):
-        fasta, sheet = write_submission(outbreaks(seed=5), folder / "batch")
+        batch, names = release_batch(served.settings, folder / "batch", outbreaks(5), 3)
         engine = db.make_engine(served.settings.database_url)
         try:
             with db.session_scope(db.for_writing(engine)) as session:
-                sent = submissions.submit_batch(
-                    session,
-                    country=served.settings.country,
-                    submitter=ALICE,
-                    organism=load_organism("sars-cov-2"),
-                    fasta=fasta,
-                    sheet=sheet,
-                )
-            process_pending(engine, workers=1)
-            with db.session_scope(db.for_writing(engine)) as session:
-                waiting = session.scalars(
-                    select(PathogenEntry).where(
-                        PathogenEntry.state == PathogenState.PROCESSED,
-                        PathogenEntry.outcome != "errors",
-                    )
-                ).all()
-                names = [f"{entry.accession}.{entry.version}" for entry in waiting]
-                for name in names[:-3]:  # three stay in the queue
-                    curation.approve(session, name, CORA)
                 cited = snapshots.create_snapshot(session, "BE", BOB, "Winter wave", names[:4])
                 identifier = cited.identifier
         finally:
             engine.dispose()
         paths = {
-            "batch": f"/portal/pathogen/batches/{sent.submission_id}",
+            "batch": f"/portal/pathogen/batches/{batch}",
             "record": f"/portal/pathogen/records/{names[0]}",
             "acknowledgements": "/portal/pathogen/acknowledgements?accessions="
             + ",".join(names[:2]),
