@@ -143,16 +143,21 @@ def _digest(reference: str) -> str:
     return hashlib.sha256(reference.upper().encode()).hexdigest()
 
 
+LEVEL = 3
+
+
 @cache
 def _dictionary(reference: str) -> zstandard.ZstdCompressionDict:
-    return zstandard.ZstdCompressionDict(
+    dictionary = zstandard.ZstdCompressionDict(
         reference.upper().encode(), dict_type=zstandard.DICT_TYPE_RAWCONTENT
     )
+    dictionary.precompute_compress(level=LEVEL)  # else each genome loads it again: 8x slower
+    return dictionary
 
 
 def pack(organism: Organism, sequence: str) -> bytes:
     """A genome compressed against its organism's reference."""
-    compressor = zstandard.ZstdCompressor(level=3, dict_data=_dictionary(organism.reference))
+    compressor = zstandard.ZstdCompressor(level=LEVEL, dict_data=_dictionary(organism.reference))
     return compressor.compress(sequence.encode("ascii"))
 
 
