@@ -216,30 +216,34 @@ class PathogenStore:
             self._set(row, "revoked", "true" if revoked else "false")
 
     def _fill(self, row: int, record: PathogenRecord) -> None:
-        for name, value in record.metadata.items():
-            self._set(row, name, value)
-        derived = {
-            "accession": record.accession,
-            "accessionVersion": record.accession_version,
-            "version": str(record.version),
-            "node": record.node,
-            "qcStatus": record.analysis.qc.status,
-            "dataUseTerms": record.data_use_terms,
-            "release_date": record.released_at.date().isoformat(),
-        }
-        for name, value in derived.items():
-            self._set(row, name, value)
-        levels = self._location_levels(record.metadata.get("location", ""))
-        for name, value in zip(LOCATION_LEVELS, levels, strict=False):
-            self._set(row, name, value)
+        values = dict(record.metadata)
+        values.update(
+            accession=record.accession,
+            accessionVersion=record.accession_version,
+            version=str(record.version),
+            node=record.node,
+            qcStatus=record.analysis.qc.status,
+            dataUseTerms=record.data_use_terms,
+            release_date=record.released_at.date().isoformat(),
+        )
+        levels = self._location_levels(values.get("location", ""))
+        values.update(zip(LOCATION_LEVELS, levels, strict=False))  # 'Europe / Belgium': 2 levels
+        columns = self._columns
+        for name, value in values.items():
+            column = columns.get(name) or self._new_column(name)
+            code = column.index.get(value) if value else 0  # the common case, without a call
+            column.codes[row] = column.code(value) if code is None else code
         if record.data_use_terms == RESTRICTED and record.restricted_until:
             self._until[row] = record.restricted_until.toordinal()
 
     def _set(self, row: int, name: str, value: str) -> None:
-        column = self._columns.get(name)
-        if column is None:  # a field beyond the organism's schema: queryable too
-            column = self._columns[name] = _Column(self._capacity)
+        column = self._columns.get(name) or self._new_column(name)
         column.codes[row] = column.code(value)
+
+    def _new_column(self, name: str) -> _Column:
+        """A field beyond the organism's schema: queryable too."""
+        column = self._columns[name] = _Column(self._capacity)
+        return column
 
     def _location_levels(self, location: str) -> tuple[str, ...]:
         levels = self._locations.get(location)
