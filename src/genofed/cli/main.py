@@ -18,6 +18,7 @@ from genofed.cli.common import run_guarded
 from genofed.cli.cross_border import app as cross_border_app
 from genofed.cli.federation import search
 from genofed.cli.hub import app as hub_app
+from genofed.cli.pathogen_query import query as pathogen_query
 from genofed.cli.stats import app as stats_app
 
 app = typer.Typer(
@@ -50,6 +51,7 @@ app.add_typer(beacon_cli.app, name="beacon")
 app.add_typer(stats_app, name="stats")
 app.add_typer(cross_border_app, name="federation")
 app.command()(search)
+pathogen_cli.app.command("query")(pathogen_query)
 app.add_typer(pathogen_cli.app, name="pathogen")
 
 
