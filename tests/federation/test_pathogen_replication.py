@@ -41,9 +41,11 @@ from genofed.pathogen.entries import by_accession_version
 from genofed.pathogen.organisms import load_organism
 from genofed.pathogen.processing import process_pending
 from genofed.pathogen.record import OPEN, RESTRICTED, PathogenRecord
+from genofed.pathogen.store import PathogenStore, SampleFilter
 from genofed.pathogen.submissions import revise, submit_batch
 from genofed.pathogen.synthetic import outbreak, write_submission
 from genofed.pathogen.terms import Terms
+from genofed.pathogen.variant_query import parse_variant_query
 
 SARS = load_organism("sars-cov-2")
 BE, FI = "org.genofed.node.be", "org.genofed.node.fi"
@@ -683,3 +685,28 @@ def test_a_hub_ahead_of_the_node_is_said(tmp_path: Path) -> None:
         assert pathogen_replication.replicate(engine, unused, None).records == 0
     finally:
         engine.dispose()
+
+
+def test_the_query_stores_follow_the_rows(hub_db: Engine) -> None:
+    """New rows are read incrementally; a node removed (its rows with it) rebuilds the stores."""
+    records = pathogen_hub.FederationRecords(hub_db)
+    _apply(hub_db, BE, batch([record("BE", n) for n in (1, 2, 3)]))
+    _apply(hub_db, FI, batch([record("FI", 1, substitutions=("A23403G",))]))
+    assert records.refresh() == 4
+    store = records.store("sars-cov-2")
+    assert store is not None and len(store) == 4
+    _apply(hub_db, BE, batch([record("BE", 2, revoked=True), record("BE", 4)], after=3, through=5))
+    assert records.refresh() == 2  # only what changed
+    assert len(store) == 4  # one revoked, one new
+    assert _count_in(store, "A23403G") == 1
+    with session_scope(for_writing(hub_db)) as session:
+        registry.remove(session, FI)
+    assert records.refresh() == 4  # everything left, read again
+    rebuilt = records.store("sars-cov-2")
+    assert rebuilt is not None and len(rebuilt) == 3
+    assert _count_in(rebuilt, "A23403G") == 0
+
+
+def _count_in(store: PathogenStore, variant: str) -> int:
+    [row] = store.aggregated(SampleFilter(variant=parse_variant_query(variant))).data
+    return int(row["count"])
