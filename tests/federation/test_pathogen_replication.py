@@ -637,6 +637,8 @@ def test_members_download_sequences_after_accepting_the_terms(tmp_path: Path) ->
         assert everything.status_code == 403 and "restricted use" in everything.text
         only_open = httpx.get(fasta, params={"dataUseTerms": "open"}, headers=bearer, timeout=30)
         assert only_open.text.count(">") == 3
+        posted = httpx.post(fasta, json={"dataUseTerms": "open"}, headers=bearer, timeout=30)
+        assert posted.text == only_open.text
         httpx.post(f"{hub_url}/pathogen/terms/accept", headers=bearer, json={"terms": "restricted"})
         everything = httpx.get(fasta, headers=bearer, timeout=30)
         assert everything.status_code == 200 and f">{restricted}.1" in everything.text
