@@ -173,3 +173,13 @@ def test_minus_strand_and_multi_part_coding_sequences() -> None:
         expected.append(f"two:{protein_two[33]}34{translate(two_new)}")
     assert analysis.aa_substitutions == tuple(expected)
     assert expected, "the planted changes are non-synonymous in this reference"
+
+
+def test_deletion_of_a_gene_end_is_no_frameshift() -> None:
+    # ORF8 (27894-28259) loses its last 100 nt and a little beyond: 33 whole codons and a cut
+    # one, no frameshift (nothing downstream to shift).
+    analysis = analyse(SARS_COV_2, plant(REFERENCE, Plan(deletions=[(28160, 28262)])))
+    assert analysis.frameshifts == ()
+    orf8 = [c for c in analysis.aa_deletions if c.startswith("ORF8:")]
+    assert len(orf8) == 33 and orf8[0].endswith("90-") and orf8[-1].endswith("122-")
+    assert not any(c.startswith("ORF8:") for c in analysis.aa_substitutions)

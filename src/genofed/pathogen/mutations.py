@@ -273,6 +273,9 @@ class _GeneCaller:
         offset = 0
         for position, length, text in events:
             change = len(text) if text else -length
+            if not text and (position == 0 or position + length == len(self.bases)):
+                self._truncation(position, position + length)  # shifts no frame downstream
+                continue
             if shifted_from is None:
                 if change % 3 == 0:
                     self._in_frame(position, length, text)
@@ -294,6 +297,13 @@ class _GeneCaller:
         events = [(first, last - first + 1, "") for first, last in _runs(gaps)]
         events += [(before, 0, text) for before, text in self.insertions]
         return sorted(events)
+
+    def _truncation(self, first: int, end: int) -> None:
+        """A deletion reaching either end of the CDS: the codons it takes whole are deleted,
+        the one it cuts is unknown."""
+        whole = range(-(-first // 3), end // 3)
+        self.masked[first // 3 : -(-end // 3)] = True
+        self.calls.deletions.extend(f"{self.name(c)}-" for c in whole)
 
     def _frameshift(self, first: int, last: int) -> None:
         last = max(first, min(last, self.cds.codons - 1))
