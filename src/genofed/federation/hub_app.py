@@ -7,6 +7,10 @@ Public (anyone may read; only public metadata is here)::
     GET  /catalogue/search?q=&country=&phenotype=&data_type=&assembly=&access=&duo=&page=
     GET  /catalogue/datasets/{node}/{accession}  a dataset's public summary (410 if deprecated)
     GET  /nodes/jwks, /nodes/{id}/jwks           visa-issuing keys of approved nodes
+    GET|POST /pathogen/lapis/{organism}/...      LAPIS queries over every replicated pathogen
+                                                 record; sequences for users of member nodes
+                                                 who accepted the terms (:mod:`.pathogen_hub`)
+    GET  /pathogen/terms, /pathogen/acknowledgements, /pathogen/snapshots/{id}
 
 For the caller, asking every member node (their answers merged, each node applying its own
 rules to the caller's forwarded ``Authorization`` and ``X-GA4GH-Passport``)::
