@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
@@ -186,8 +187,14 @@ def analyse_many(
     # Indexed here, before the workers start, so that forked workers share the index.
     _warm(organism)
     with ProcessPoolExecutor(workers, initializer=_adopt, initargs=(organism,)) as pool:
-        for chunk in pool.map(_analyse_chunk, _chunked(sequences, CHUNK)):
-            yield from chunk
+        # A few chunks per worker in flight: the input is read as the work goes, not at once.
+        pending: deque[Future[list[Analysis | AlignmentError]]] = deque()
+        for chunk in _chunked(sequences, CHUNK):
+            pending.append(pool.submit(_analyse_chunk, chunk))
+            if len(pending) >= 3 * workers:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
 
 
 CHUNK = 64  # genomes per task: amortises the round trip, keeps results flowing
