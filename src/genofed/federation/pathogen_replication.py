@@ -25,6 +25,7 @@ a node's link.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +51,9 @@ from genofed.pathogen.record import PathogenRecord
 from genofed.pathogen.registry import get_organism
 
 log = logging.getLogger(__name__)
-MAX_BATCHES_PER_SYNC = 100  # 50,000 records per cycle at most; the rest at the next ones
+# A cycle stops sending after this long and leaves the rest to the next ones: the heartbeat of
+# each cycle must reach the hub before it calls the node late (hub.late_after_seconds, 90 s).
+SECONDS_PER_SYNC = 20.0
 MAX_BATCH_BYTES = 4 * 1024 * 1024  # the hub reads signed bodies up to 8 MiB
 
 
@@ -107,7 +110,8 @@ def replicate(
     position = int(held["cursor"])
     _check_hub_not_ahead(engine, position)
     sent = batches = 0
-    for _ in range(MAX_BATCHES_PER_SYNC):
+    deadline = time.monotonic() + SECONDS_PER_SYNC
+    while time.monotonic() < deadline:
         with db.session_scope(engine) as session:
             pending = node_changes(session, position, MAX_BATCH)
             if not pending:
@@ -116,14 +120,24 @@ def replicate(
         reply = _push(client, batch)
         sent += len(batch.records)
         batches += 1
-        if reply.get("unqueryable"):
-            log.warning("the hub keeps but cannot query some records: %s", reply["unqueryable"])
+        _warn_once(reply.get("unqueryable"))
         # the hub's cursor: the batch's end, or where the hub really is if it was not where the
         # batch followed (it lost records, or another push went ahead); go on from there
         position = int(reply["cursor"])
     if sent:
         log.info("replicated %d pathogen records to the hub (%d batches)", sent, batches)
     return ReplicationReport(sent, batches, position)
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(unqueryable: str | None) -> None:
+    """The hub keeps records it cannot query (its organism or reference differs): say so once
+    per process, not at every batch."""
+    if unqueryable and unqueryable not in _warned:
+        _warned.add(unqueryable)
+        log.warning("the hub keeps but cannot query some records: %s", unqueryable)
 
 
 def _check_hub_not_ahead(engine: Engine, position: int) -> None:
