@@ -56,6 +56,7 @@ MAX_OVERLAP = 48  # chained blocks may overlap by a repeat around an indel, not 
 WINDOW = 64  # how far either side of a block boundary an indel may move
 MESSY_MISMATCHES = 3  # mismatches left by the best single indel that call for the DP
 DP_MAX_CELLS = 40_000  # pure Python: a few ms at most, and rare
+DP_BUDGET = 150_000  # per query: a far too divergent one must not take seconds
 DP_MARGIN = 12
 # Ends and verdict
 END_XDROP = 12  # score drop (match +1, mismatch -2) that ends an end's extension
@@ -260,6 +261,7 @@ class _Aligner:
         # (query start, query end, diagonal) pieces and insertions, built left to right.
         self.pieces: list[tuple[int, int, int]] = []
         self.insertions: list[tuple[int, str]] = []
+        self.budget = DP_BUDGET  # cells of dynamic programming left for this query
 
     def run(self) -> Alignment:
         blocks = self.blocks
@@ -330,8 +332,10 @@ class _Aligner:
         lo = max(left[0], lo - DP_MARGIN)
         hi = min(right[1], hi + DP_MARGIN)
         r0, r1 = lo + left[2], hi + right[2]
-        if r0 < 0 or r1 > self.ref.length or r1 < r0 or (hi - lo) * (r1 - r0) > DP_MAX_CELLS:
+        cells = (hi - lo) * (r1 - r0)
+        if r0 < 0 or r1 > self.ref.length or r1 < r0 or cells > min(DP_MAX_CELLS, self.budget):
             return False
+        self.budget -= cells
         ops = affine_alignment(self.q[lo:hi], self.ref.codes[r0:r1])
         self.pieces.append((left[0], lo, left[2]))
         qpos, rpos = lo, r0
@@ -446,14 +450,16 @@ def affine_alignment(query: Bytes, reference: Bytes) -> list[tuple[str, int]]:
         qi = q[i - 1]
         m_prev, x_prev, y_prev = best_m[i - 1], best_x[i - 1], best_y[i - 1]
         m_row, x_row, y_row = best_m[i], best_x[i], best_y[i]
+        # The best of the previous row's states, per column, in one C-level pass.
+        best_prev = list(map(max, m_prev, x_prev, y_prev))
         for j in range(1, cols + 1):
-            rj = r[j - 1]
-            pair = 0 if qi > 3 else (match if qi == rj else mismatch)
-            m_row[j] = max(m_prev[j - 1], x_prev[j - 1], y_prev[j - 1]) + pair
-            x_row[j] = max(m_prev[j] + gap_open, x_prev[j] + gap_extend, y_prev[j] + gap_open)
-            y_row[j] = max(
-                m_row[j - 1] + gap_open, y_row[j - 1] + gap_extend, x_row[j - 1] + gap_open
-            )
+            pair = 0 if qi > 3 else (match if qi == r[j - 1] else mismatch)
+            m_row[j] = best_prev[j - 1] + pair
+            opened, extended = max(m_prev[j], y_prev[j]) + gap_open, x_prev[j] + gap_extend
+            x_row[j] = opened if opened > extended else extended
+            opened = max(m_row[j - 1], x_row[j - 1]) + gap_open
+            extended = y_row[j - 1] + gap_extend
+            y_row[j] = opened if opened > extended else extended
     return _traceback(best_m, best_x, best_y, rows, cols, (gap_open, gap_extend), q, r)
 
 
