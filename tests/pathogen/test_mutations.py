@@ -4,6 +4,7 @@ stops, unknown codons, multi-part and minus-strand coding sequences; the genetic
 from __future__ import annotations
 
 from datetime import date
+from itertools import product
 
 from genome_support import Plan, plant
 from hypothesis import given
@@ -183,3 +184,22 @@ def test_deletion_of_a_gene_end_is_no_frameshift() -> None:
     orf8 = [c for c in analysis.aa_deletions if c.startswith("ORF8:")]
     assert len(orf8) == 33 and orf8[0].endswith("90-") and orf8[-1].endswith("122-")
     assert not any(c.startswith("ORF8:") for c in analysis.aa_substitutions)
+
+
+def test_minus_strand_insertion() -> None:
+    reference = REFERENCE[:3000]
+    gff3 = "##gff-version 3\nref\t.\tCDS\t1001\t1300\t.\t-\t0\tID=back;Name=back\n"
+    organism = build_organism(
+        "test", f">ref\n{reference}\n".encode(), gff3, "ref.fa", "ref.gff3", date(2019, 1, 1)
+    )
+    # After 1-based 1201 is, read on the minus strand (from 1300 down), between codons 33 and
+    # 34: three inserted bases there are one amino acid inserted after codon 33.
+    text = next(
+        "".join(t)
+        for t in product("ACGT", repeat=3)
+        if t[-1] != reference[1200] and t[0] != reference[1201]
+    )
+    analysis = analyse(organism, reference[:1201] + text + reference[1201:])
+    assert analysis.insertions == (f"1201:{text}",)
+    assert analysis.aa_insertions == (f"back:33:{translate(reverse_complement(text))}",)
+    assert analysis.aa_substitutions == () and analysis.frameshifts == ()
