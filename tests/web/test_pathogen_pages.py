@@ -288,3 +288,22 @@ def test_pathogen_menus_follow_roles(portal: Portal) -> None:
     assert "Curation" in menu(CORA) and "Submit sequences" not in menu(CORA)
     assert "Pathogen records" in menu(BOB) and "Mutation trends" in menu(BOB)
     assert "Curation" not in menu(BOB) and "Submit sequences" not in menu(BOB)
+
+
+@pytest.mark.parametrize(
+    ("form", "status", "said"),
+    [
+        ({"data_use_terms": "restricted"}, 400, "restricted terms need restricted_until"),
+        ({"restricted_until": "next week"}, 422, "must be a date (YYYY-MM-DD)"),
+        ({"organism": "ebola-x"}, 404, "ebola-x"),
+    ],
+)
+def test_a_batch_with_wrong_terms_or_organism_is_refused_with_the_fix(
+    portal: Portal, tmp_path: Path, form: dict[str, str], status: int, said: str
+) -> None:
+    with portal.client(ALICE) as alice:
+        sent = _send(alice, tmp_path, 2, **form)
+    assert sent.status_code == status, sent.text[-800:]
+    assert said in sent.text
+    with db.session_scope(portal.engine) as session:
+        assert session.scalar(select(db.models.PathogenSubmission)) is None
