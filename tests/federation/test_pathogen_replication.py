@@ -49,7 +49,6 @@ from genofed.pathogen.variant_query import parse_variant_query
 
 SARS = load_organism("sars-cov-2")
 BE, FI = "org.genofed.node.be", "org.genofed.node.fi"
-BE_ID = BE
 
 
 def accession(country: str, number: int) -> str:
@@ -490,8 +489,8 @@ def test_two_nodes_replicate_and_the_hub_answers_for_both(tmp_path: Path) -> Non
         # a hub that lost the node's records (restored from an old backup) gets them again
         hub_engine = make_engine(hub_served.database_url)
         with session_scope(for_writing(hub_engine)) as session:
-            session.execute(delete(HubPathogenRecord).where(HubPathogenRecord.node_id == BE_ID))
-            session.execute(delete(HubPathogenCursor).where(HubPathogenCursor.node_id == BE_ID))
+            session.execute(delete(HubPathogenRecord).where(HubPathogenRecord.node_id == BE))
+            session.execute(delete(HubPathogenCursor).where(HubPathogenCursor.node_id == BE))
         hub_engine.dispose()
         wait_for(lambda: _hub_rows(hub_served) == before, what="the records sent again")
 
