@@ -840,7 +840,7 @@ class _Pending:
             ),
             strict=True,
         ):
-            distinct = dict.fromkeys(found)  # a key twice would count twice in row lists
+            distinct = dict.fromkeys(found) if found else ()  # a repeated key counts once
             keys.extend(distinct)
             lengths.append(len(distinct))
         ranges = list(analysis.unknown(length))
