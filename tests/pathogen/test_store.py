@@ -379,3 +379,14 @@ def test_unknown_ranges_spanning_the_genome() -> None:
     assert store.mutations(SampleFilter(), "nucleotide", 0.0).data == []
     assert not accessions(store, SampleFilter(variant=parse_variant_query("1.")))
     assert accessions(store, SampleFilter(variant=parse_variant_query("!1."))) == {"E1"}
+
+
+@pytest.mark.parametrize("reads_per_bitmap", [0, 10**9])  # count by bitmaps, by row lists
+def test_a_mutation_listed_twice_counts_once(
+    reads_per_bitmap: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "_ROW_READS_PER_BITMAP", reads_per_bitmap)
+    store = PathogenStore(ORGANISM)
+    store.add_many([record("D1", analysis(["C241T", "C241T"])), record("D2", analysis())])
+    (entry,) = store.mutations(SampleFilter(), "nucleotide", 0.0).data
+    assert (entry["count"], entry["coverage"]) == (1, 2)
