@@ -642,6 +642,8 @@ def test_members_download_sequences_after_accepting_the_terms(tmp_path: Path) ->
         everything = httpx.get(fasta, headers=bearer, timeout=30)
         assert everything.status_code == 200 and f">{restricted}.1" in everything.text
 
+        organisms = httpx.get(f"{hub_url}/pathogen/organisms").json()["organisms"]
+        assert {o["name"]: o["records"] for o in organisms} == {"sars-cov-2": 4, "flu-h3n2-ha": 0}
         unknown = httpx.get(f"{hub_url}/pathogen/lapis/ebola/sample/aggregated")
         assert unknown.status_code == 404 and "choose one of sars-cov-2" in unknown.text
 

@@ -10,7 +10,8 @@ Public (anyone may read; only public metadata is here)::
     GET|POST /pathogen/lapis/{organism}/...      LAPIS queries over every replicated pathogen
                                                  record; sequences for users of member nodes
                                                  who accepted the terms (:mod:`.pathogen_hub`)
-    GET  /pathogen/terms, /pathogen/acknowledgements, /pathogen/snapshots/{id}
+    GET  /pathogen/organisms, /pathogen/terms, /pathogen/acknowledgements,
+         /pathogen/snapshots/{id}
 
 For the caller, asking every member node (their answers merged, each node applying its own
 rules to the caller's forwarded ``Authorization`` and ``X-GA4GH-Passport``)::

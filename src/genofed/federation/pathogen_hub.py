@@ -83,7 +83,7 @@ from genofed.pathogen.entries import InvalidInput, NotFound
 from genofed.pathogen.lapis import lapis_router, parse_filter, read_params
 from genofed.pathogen.organisms import Organism
 from genofed.pathogen.record import OPEN, RESTRICTED, PathogenRecord
-from genofed.pathogen.registry import get_organism, organism_names
+from genofed.pathogen.registry import describe, get_organism, organism_names
 from genofed.pathogen.store import PathogenStore
 from genofed.pathogen.variant_query import QueryError
 
@@ -567,6 +567,7 @@ def hub_router() -> APIRouter:
     LAPIS over every released record of the federation (sequences for users of member nodes
     who accepted the terms here)."""
     router = APIRouter(tags=["pathogen"])
+    router.add_api_route("/pathogen/organisms", _organisms, methods=["GET"])
     router.add_api_route("/pathogen/terms", _terms, methods=["GET"])
     router.add_api_route("/pathogen/terms/accept", _accept_terms, methods=["POST"])
     router.add_api_route(
@@ -596,6 +597,19 @@ def _store(request: Request) -> PathogenStore:
 
 def _sequences(request: Request) -> FederationSequences:
     return FederationSequences(_records(request).engine, _store(request).organism)
+
+
+def _organisms(request: Request) -> dict[str, Any]:
+    """The organisms the hub queries, described as the nodes do, with their records here."""
+    records = _records(request)
+    with db.session_scope(records.engine) as session:
+        organisms = [get_organism(session, name) for name in organism_names(session)]
+    return {
+        "organisms": [
+            {**describe(organism), "records": len(records.store(organism.name) or ())}
+            for organism in organisms
+        ]
+    }
 
 
 def _terms() -> dict[str, Any]:
