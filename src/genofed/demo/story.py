@@ -6,8 +6,11 @@
    node's DAC and policy; the node indexes it for its beacon and publishes it to the hub.
 3. A researcher searches the catalogue, asks the beacon network, applies for a dataset held
    abroad, that node's DAC approves, and the researcher downloads and verifies it.
-4. The audit log proves every access; the federation keeps serving until Ctrl-C (unless
-   ``--check``).
+4. The audit log proves every access.
+5. Labs in two countries share SARS-CoV-2 genomes: their nodes check, align and QC them, the
+   curators release them, the records replicate to the hub, and the researcher asks the whole
+   federation how common a mutation is, then downloads genomes with the labs' credits and cites
+   them as a snapshot set. The federation keeps serving until Ctrl-C (unless ``--check``).
 """
 
 from __future__ import annotations
@@ -37,12 +40,16 @@ from genofed.demo.cohorts import Cohort, write_cohort
 from genofed.demo.processes import GENOFED, Service, free_port, set_http
 from genofed.node.client import NodeClient
 from genofed.node.directory import init_node
+from genofed.pathogen.organisms import load_organism
+from genofed.pathogen.synthetic import outbreak, write_submission
 
 PASSPHRASE = "demo-passphrase"
 PASSWORD = "demo-password-1"
 NODES = [("BE", "Belgian node"), ("FI", "Finnish node"), ("SE", "Swedish node")]
 WAIT_S = 120.0
 SAMPLES = 40
+GENOMES = 120  # per pathogen lab
+ORGANISM = "sars-cov-2"
 
 
 class StepFailed(SystemExit):
@@ -135,6 +142,10 @@ def run_story(workdir: Path, size_mib: float, *, check: bool) -> None:
         apply_across_borders(hub, home, nodes[1:], researcher)
         download_and_verify(home, abroad, researcher)
         prove_audit(abroad, operator)
+        labs = nodes[:2]
+        released = sum(share_genomes(node, workdir) for node in labs)
+        ask_federation_about_a_mutation(hub, released, researcher)
+        download_with_credits(home, researcher)
         console.print(f"\n[bold green]demo complete[/] in {time.perf_counter() - started:.0f} s")
         show_where(hub, nodes, workdir)
         if not check:
@@ -205,6 +216,7 @@ def create_accounts(nodes: list[Node], operator: Person, researcher: Person) -> 
             ("olivia", "operator"),
             (f"alice-{code}", "submitter"),
             (f"dac-{code}", "dac_member"),
+            (f"curator-{code}", "curator"),
         ]
         if node is nodes[0]:  # the researcher's home node; the other members trust its tokens
             accounts.append(("bob", "requester"))
@@ -443,6 +455,85 @@ def prove_audit(node: Node, operator: Person) -> None:
         say(line[:160])
 
 
+# -- pathogen sharing ---------------------------------------------------------------------------
+
+
+def share_genomes(node: Node, workdir: Path) -> int:
+    """A lab submits an outbreak's genomes; the node's curator releases the ones without errors.
+    Returns how many were released."""
+    code = node.country.lower()
+    step(
+        f"11. {node.name}: a lab shares {GENOMES} SARS-CoV-2 genomes",
+        "genofed pathogen submit; the node aligns, calls mutations and QCs; curate approve",
+    )
+    lab = Person(f"alice-{code}", workdir / "people" / f"alice-{code}")
+    samples = outbreak(load_organism(ORGANISM), node.country, GENOMES, seed=len(code))
+    fasta, sheet = write_submission(samples, lab.folder / "genomes")
+    lab.login(node.url)
+    stored = lab.run("pathogen", "submit", "--organism", ORGANISM, str(fasta), str(sheet))
+    say(f"{len(stored.splitlines())} genomes stored and processed, e.g. {stored.split()[1]}")
+    curator = Person(f"curator-{code}", workdir / "people" / f"curator-{code}")
+    curator.login(node.url)
+    queue = [line.split("\t") for line in curator.run("pathogen", "curate", "list").splitlines()]
+    releasable = [entry[0] for entry in queue if entry[2] != "errors"]
+    chosen = curator.folder / "approve.txt"
+    chosen.write_text("\n".join(releasable) + "\n")
+    curator.run("pathogen", "curate", "approve", "--from-file", str(chosen))
+    held = len(queue) - len(releasable)
+    say(f"{curator.name} released {len(releasable)}; {held} with QC errors held back")
+    return len(releasable)
+
+
+def ask_federation_about_a_mutation(hub: Service, released: int, researcher: Person) -> None:
+    step(
+        "12. The researcher asks the whole federation about S:E484K",
+        "records replicated to the hub; genofed pathogen query --hub (LAPIS)",
+    )
+
+    def replicated() -> int:
+        table = researcher.run("pathogen", "query", "aggregated", "--hub", hub.url)
+        count = int(table.splitlines()[1])
+        return count if count >= released else 0
+
+    say(f"{_wait(replicated, 'replication to the hub')} genomes at the hub, from two nodes")
+    by_country = researcher.run(
+        "pathogen", "query", "aggregated", "aminoAcidMutations=S:E484K",
+        "collectionDateFrom=2021-03-01", "fields=country", "--hub", hub.url,
+    )  # fmt: skip
+    for line in by_country.strip().splitlines():
+        say(line)
+    common = researcher.run(
+        "pathogen", "query", "amino-acid-mutations", "minProportion=0.4", "--hub", hub.url
+    )
+    say("amino-acid changes in at least 40 % of the federation's genomes:")
+    for line in common.strip().splitlines()[:8]:
+        say(f"  {line}")
+
+
+def download_with_credits(home: Node, researcher: Person) -> None:
+    step(
+        f"13. The researcher downloads genomes from {home.country} and cites them",
+        "terms accepted; FASTA + acknowledgements; a snapshot set for the paper",
+    )
+    researcher.login(home.url)
+    researcher.run("pathogen", "terms", "accept", "--node", home.url)
+    details = researcher.run(
+        "pathogen", "query", "details", "aminoAcidMutations=S:E484K", "fields=accessionVersion",
+        "limit=5", "--node", home.url,
+    )  # fmt: skip
+    chosen = details.strip().splitlines()[1:]
+    out = researcher.folder / "genomes"
+    researcher.run("pathogen", "download", *chosen, "--out", str(out), "--node", home.url)
+    credits = (out / "acknowledgements.tsv").read_text().splitlines()
+    say(f"{len(chosen)} genomes in {out}, with {len(credits) - 1} acknowledgement rows, e.g.:")
+    say(f"  {credits[1][:150]}")
+    snapshot = researcher.run(
+        "pathogen", "snapshot", "create", *chosen,
+        "--title", "E484K in Belgium, 2021", "--node", home.url,
+    )  # fmt: skip
+    say(f"snapshot set to cite: {snapshot.strip().splitlines()[0]}")
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -452,13 +543,19 @@ def _sha256(path: Path) -> str:
 
 
 def show_where(hub: Service, nodes: list[Node], workdir: Path) -> None:
-    console.print(f"\nhub: {hub.url}  (catalogue: {hub.url}/catalogue/search)")
+    console.print(
+        f"\nhub: {hub.url}  (catalogue: {hub.url}/catalogue/search; pathogen queries over the "
+        f"federation: {hub.url}/pathogen/lapis/{ORGANISM}/sample/aggregated)"
+    )
     for node in nodes:
-        console.print(f"{node.name}: portal {node.url}/portal  beacon {node.url}/beacon")
+        console.print(
+            f"{node.name}: portal {node.url}/portal  beacon {node.url}/beacon  "
+            f"pathogen queries {node.url}/pathogen/lapis/{ORGANISM}/sample/aggregated"
+        )
     console.print(
         f"users (password {PASSWORD}): olivia (operator, every node), bob (requester, BE; "
         "trusted by FI and SE through the hub), alice-be/fi/se (submitters), dac-be/fi/se "
-        "(DAC members)"
+        "(DAC members), curator-be/fi/se (pathogen curators)"
     )
     console.print(f"everything is in {workdir}")
 
