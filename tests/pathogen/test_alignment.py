@@ -4,7 +4,15 @@ indels as Nextclade does, and refuses what does not align."""
 from __future__ import annotations
 
 import pytest
-from genome_support import Plan, expected_calls, plant, unique_deletion, unique_insertion
+from genome_support import (
+    Plan,
+    analysis_calls,
+    expected_calls,
+    normalised,
+    plant,
+    unique_deletion,
+    unique_insertion,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -208,3 +216,22 @@ def test_any_genome_aligns_or_fails_cleanly(genome: str) -> None:
     # Whatever the aligner made of it, the aligned part is the genome minus its clipped ends.
     assert len(rebuilt) == len(genome) - analysis.extra["clipped"]
     assert rebuilt in genome
+
+
+@pytest.mark.parametrize(
+    ("plan", "deleted", "inserted"),
+    [
+        (Plan(deletions=[(29791, 29792)], trim_start=100, trim_end=103), {29791, 29792}, {}),
+        (Plan(insertions={108: "GT"}, trim_start=100, trim_end=103), set(), {108: "GT"}),
+        (Plan(deletions=[(107, 109)], trim_start=100, trim_end=103), {107, 108, 109}, {}),
+        (Plan(insertions={29788: "CCA"}, trim_start=100, trim_end=103), set(), {29788: "CCA"}),
+    ],
+)
+def test_indels_close_to_the_ends(plan: Plan, deleted: set[int], inserted: dict[int, str]) -> None:
+    # A few bases from either end: no anchor beyond the indel, the ends are aligned with gaps.
+    analysis = analyse(SARS_COV_2, plant(REFERENCE, plan))
+    bounds = (1, len(REFERENCE))
+    expected = normalised(REFERENCE, {}, deleted, inserted, bounds)
+    assert normalised(REFERENCE, *analysis_calls(analysis), bounds) == expected
+    assert not analysis.substitutions and analysis.extra["clipped"] == 0
+    assert (analysis.alignment_start, analysis.alignment_end) == (101, len(REFERENCE) - 103)

@@ -58,6 +58,9 @@ MESSY_MISMATCHES = 3  # mismatches left by the best single indel that call for t
 DP_MAX_CELLS = 40_000  # pure Python: a few ms at most, and rare
 DP_BUDGET = 150_000  # per query: a far too divergent one must not take seconds
 DP_MARGIN = 12
+END_DP_MAX = 48  # query bases beyond a gapless end worth aligning with gaps
+END_DP_SLACK = 24  # reference bases beyond them (a deletion that long, at most)
+END_DP_MIN_PAIRS = 6  # aligned bases an end must have to be kept
 # Ends and verdict
 END_XDROP = 12  # score drop (match +1, mismatch -2) that ends an end's extension
 MIN_BASES = 50
@@ -267,11 +270,12 @@ class _Aligner:
         blocks = self.blocks
         blocks[0][0] = self._extend_left(blocks[0][0], blocks[0][2])
         blocks[-1][1] = self._extend_right(blocks[-1][1], blocks[-1][2])
+        self._align_head(blocks[0][0], blocks[0][2])
         current = blocks[0]
         for following in blocks[1:]:
             self._join(current, following)
             current = following
-        self.pieces.append((current[0], current[1], current[2]))
+        self._align_tail(current)
         return self._build()
 
     def _mismatches(self, q0: int, q1: int, diagonal: int) -> npt.NDArray[np.int64]:
@@ -353,6 +357,100 @@ class _Aligner:
         right[0] = hi
         return True
 
+    def _align_tail(self, last: list[int]) -> None:
+        """Add the last block. Where its gapless extension stopped short of the query's end, an
+        indel may lie close to the end: the rest of the query is aligned with gaps, and kept if
+        it resembles the reference (else it stays clipped)."""
+        q0, q1, diagonal = last
+        r0 = q1 + diagonal
+        rest = len(self.q) - q1
+        ops: list[tuple[str, int]] = []
+        if 0 < rest <= END_DP_MAX and r0 < self.ref.length:
+            r1 = min(self.ref.length, r0 + rest + END_DP_SLACK)
+            ops = _trimmed(affine_alignment(self.q[q1:], self.ref.codes[r0:r1], True))
+            if not self._resembles(ops, q1, r0):
+                ops = []
+        # The gapless extension may have run past the best place of the indel: move it left.
+        self._apply(
+            self._left_normalised([("M", q1 - q0), *ops], q0, q0 + diagonal), q0, q0 + diagonal
+        )
+
+    def _align_head(self, q0: int, diagonal: int) -> None:
+        """As :meth:`_align_tail`, before the first block: the same, on reversed sequences."""
+        r1 = q0 + diagonal
+        if not 0 < q0 <= END_DP_MAX or r1 <= 0:
+            return
+        r0 = max(0, r1 - q0 - END_DP_SLACK)
+        reversed_ops = affine_alignment(
+            self.q[q0 - 1 :: -1], self.ref.codes[r1 - 1 : None if r0 == 0 else r0 - 1 : -1], True
+        )
+        ops = _trimmed(reversed_ops)[::-1]
+        used_q = sum(n for op, n in ops if op != "D")
+        used_r = sum(n for op, n in ops if op != "I")
+        if self._resembles(ops, q0 - used_q, r1 - used_r):
+            ops = self._left_normalised(ops, q0 - used_q, r1 - used_r)
+            self._apply(ops, q0 - used_q, r1 - used_r, first=True)
+
+    def _left_normalised(
+        self, ops: list[tuple[str, int]], qpos: int, rpos: int
+    ) -> list[tuple[str, int]]:
+        """``ops`` (from qpos, rpos) with each gap moved to its leftmost equivalent place."""
+        kinds = [op for op, _ in ops]
+        lengths = [length for _, length in ops]
+        q, r = self.q, self.ref.codes
+        i = 0
+        while i < len(kinds):
+            kind, length = kinds[i], lengths[i]
+            # A gap moves left by one while the matched base before it equals its last base.
+            while kind != "M" and i > 0 and kinds[i - 1] == "M" and lengths[i - 1] > 1:
+                last = q[qpos + length - 1] if kind == "I" else r[rpos + length - 1]
+                if not q[qpos - 1] == r[rpos - 1] == last:
+                    break
+                lengths[i - 1] -= 1
+                if i + 1 < len(kinds) and kinds[i + 1] == "M":
+                    lengths[i + 1] += 1
+                else:
+                    kinds.insert(i + 1, "M")
+                    lengths.insert(i + 1, 1)
+                qpos, rpos = qpos - 1, rpos - 1
+            qpos += length if kind != "D" else 0
+            rpos += length if kind != "I" else 0
+            i += 1
+        return [(kind, length) for kind, length in zip(kinds, lengths, strict=True) if length]
+
+    def _resembles(self, ops: list[tuple[str, int]], qpos: int, rpos: int) -> bool:
+        """Whether the aligned pairs of ``ops`` (from qpos, rpos) cover most of the query's
+        stretch and are at least 90% identical: a junk end has no such alignment."""
+        same = pairs = 0
+        for op, length in ops:
+            if op == "M":
+                query = self.q[qpos : qpos + length]
+                ref = self.ref.codes[rpos : rpos + length]
+                called = query < 4
+                pairs += int(np.count_nonzero(called))
+                same += int(np.count_nonzero(called & (query == ref)))
+            qpos += length if op != "D" else 0
+            rpos += length if op != "I" else 0
+        stretch = sum(length for op, length in ops if op != "D")
+        return pairs >= max(END_DP_MIN_PAIRS, 0.75 * stretch) and same >= 0.9 * pairs
+
+    def _apply(self, ops: list[tuple[str, int]], qpos: int, rpos: int, first: bool = False) -> None:
+        """Add the pieces and insertions of ``ops`` (from qpos, rpos) to the alignment; at the
+        start of it when ``first``."""
+        pieces: list[tuple[int, int, int]] = []
+        for op, length in ops:
+            if op == "M":
+                pieces.append((qpos, qpos + length, rpos - qpos))
+                qpos += length
+                rpos += length
+            elif op == "I":
+                text = self.raw[qpos : qpos + length].tobytes().decode("ascii")
+                self.insertions.append((rpos - 1, text))
+                qpos += length
+            else:
+                rpos += length
+        self.pieces = pieces + self.pieces if first else self.pieces + pieces
+
     def _extend_left(self, q0: int, diagonal: int) -> int:
         """How far left the first block reaches without gaps."""
         stop = max(0, -diagonal)
@@ -385,7 +483,12 @@ class _Aligner:
         start = pieces[0][0] + pieces[0][2]
         end = pieces[-1][1] + pieces[-1][2]
         clipped = pieces[0][0] + len(self.q) - pieces[-1][1]
-        insertions = tuple(sorted(i for i in self.insertions if start <= i[0] < end - 1))
+        # Insertions at one place (two joins may meet there) are one, in the query's order.
+        inserted: dict[int, str] = {}
+        for after, text in self.insertions:
+            if start <= after < end - 1:
+                inserted[after] = inserted.get(after, "") + text
+        insertions = tuple(sorted(inserted.items()))
         return Alignment(aligned, start, end, insertions, clipped)
 
 
@@ -425,9 +528,12 @@ def _check(reference: Reference, alignment: Alignment, bases: int) -> None:
         )
 
 
-def affine_alignment(query: Bytes, reference: Bytes) -> list[tuple[str, int]]:
+def affine_alignment(
+    query: Bytes, reference: Bytes, free_reference_end: bool = False
+) -> list[tuple[str, int]]:
     """Global alignment with affine gaps (Gotoh) of two short code arrays, as run-length
-    operations M (match or mismatch), I (query only), D (reference only).
+    operations M (match or mismatch), I (query only), D (reference only). With
+    ``free_reference_end`` the reference may end unaligned (the query ends the alignment).
 
     Scores as Nextclade's defaults: match +3, mismatch -1, gap open -6, extend -1 (N and
     ambiguity codes score 0 against anything). Pure Python: only messy stretches come here.
@@ -460,6 +566,9 @@ def affine_alignment(query: Bytes, reference: Bytes) -> list[tuple[str, int]]:
             opened = max(m_row[j - 1], x_row[j - 1]) + gap_open
             extended = y_row[j - 1] + gap_extend
             y_row[j] = opened if opened > extended else extended
+    if free_reference_end:  # the best cell of the last row, the shortest among equals
+        ends = [max(best_m[rows][j], best_x[rows][j], best_y[rows][j]) for j in range(cols + 1)]
+        cols = ends.index(max(ends))
     return _traceback(best_m, best_x, best_y, rows, cols, (gap_open, gap_extend), q, r)
 
 
@@ -531,3 +640,10 @@ def aligned_sequence(organism: Organism, analysis: Analysis) -> str:
     bases[:start] = b"-" * start
     bases[end:] = b"-" * (len(bases) - end)
     return bases.decode("ascii")
+
+
+def _trimmed(ops: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Operations without trailing gaps: an end's unaligned query bases are clipped."""
+    while ops and ops[-1][0] != "M":
+        ops = ops[:-1]
+    return ops
