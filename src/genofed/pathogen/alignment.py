@@ -15,8 +15,9 @@ work. Instead:
    close together) are re-aligned by a small affine-gap dynamic programme.
 4. **Ends.** The first and last blocks extend to the ends of the query without gaps, stopping
    where the sequence stops resembling the reference (an X-drop), so adapter or junk ends are
-   clipped rather than called as mutations. An indel within a dozen bases of the query's ends
-   is therefore not seen (its bases are clipped).
+   clipped rather than called as mutations. Where an extension stops short of the query's end,
+   an indel may lie close to it: the rest is aligned with gaps, and kept if it resembles the
+   reference.
 
 The result is the query laid on reference coordinates plus its insertions, from which
 :mod:`~genofed.pathogen.mutations` reads every call with array operations.
