@@ -13,6 +13,7 @@ from genofed.db.engine import (
     make_engine,
     make_migration_engine,
     render_url,
+    serialize_writers,
     session_factory,
     session_scope,
 )
@@ -115,6 +116,7 @@ __all__ = [
     "make_migration_engine",
     "render_url",
     "schema_status",
+    "serialize_writers",
     "session_factory",
     "session_scope",
     "upgrade",

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -65,6 +65,16 @@ def for_writing(engine: Engine) -> Engine:
     cannot be upgraded. PostgreSQL needs nothing of the kind; the option is ignored there.
     """
     return engine.execution_options(**{WRITE_INTENT: True})
+
+
+def serialize_writers(session: Session, lock_id: int) -> None:
+    """Let one transaction at a time past this point until it commits, so numbers it takes
+    (``max + 1``) commit in order: a reader following them never skips one committed late.
+    SQLite's writers already hold its one write lock from ``BEGIN`` (:func:`for_writing`);
+    PostgreSQL takes an advisory lock released at commit or rollback."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
 
 
 def make_migration_engine(url: str | URL) -> Engine:

@@ -33,9 +33,10 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from genofed.db.engine import serialize_writers
 from genofed.db.models import HubDataset, HubNode, HubNodeStatus, utcnow
 from genofed.errors import GenofedError
 from genofed.federation import terms
@@ -80,7 +81,7 @@ class Publication(BaseModel):
 
 def publish(session: Session, node: HubNode, items: Sequence[Published]) -> dict[str, int]:
     """Store a node's summaries; counts of what changed (created, updated, unchanged)."""
-    _lock_writers(session)
+    serialize_writers(session, CATALOGUE_LOCK_ID)  # seq values commit in order
     seq = int(session.scalar(select(func.max(HubDataset.seq))) or 0)
     counts = Counter({"created": 0, "updated": 0, "unchanged": 0})
     accessions = [item.summary.accession for item in items]
@@ -112,14 +113,6 @@ def publish(session: Session, node: HubNode, items: Sequence[Published]) -> dict
         row.published_at = utcnow()
     session.flush()
     return dict(counts)
-
-
-def _lock_writers(session: Session) -> None:
-    """One catalogue writer at a time, so ``seq`` values commit in order (SQLite: the writing
-    session's lock, taken at BEGIN; PostgreSQL: an advisory lock until commit)."""
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": CATALOGUE_LOCK_ID})
 
 
 def combined_digest(entries: Iterable[tuple[str, str, str]]) -> str:

@@ -60,7 +60,7 @@ import zstandard
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -203,7 +203,7 @@ def apply(session: Session, node: HubNode, batch: Replication) -> dict[str, Any]
     incoming = [
         _incoming(node, batch.organism, index, item) for index, item in enumerate(batch.records)
     ]
-    _lock_writers(session)
+    db.serialize_writers(session, PATHOGEN_LOCK_ID)  # seq values commit in order
     held = {
         row.accession: row
         for row in session.scalars(
@@ -324,14 +324,6 @@ def _advance(session: Session, node_id: str, after: int, through: int) -> int:
         row.change_seq = through
         row.updated_at = utcnow()
     return row.change_seq
-
-
-def _lock_writers(session: Session) -> None:
-    """One replication writer at a time, so ``seq`` values commit in order (SQLite: the
-    writing session's lock; PostgreSQL: an advisory lock until commit)."""
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": PATHOGEN_LOCK_ID})
 
 
 # -- the hub's organisms -----------------------------------------------------------------------

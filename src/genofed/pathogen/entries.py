@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from genofed import db
 from genofed.db import PathogenEntry, PathogenEvent, PathogenState
 from genofed.errors import GenofedError
 from genofed.metadata.accessions import PATHOGEN_RECORD, InvalidAccession, parse_versioned
@@ -112,8 +113,13 @@ def latest_public(session: Session, accession: str) -> PathogenEntry:
     return public[-1]
 
 
+CHANGES_LOCK_ID = 0x6766636867  # "gfchg": PostgreSQL advisory lock of release/revocation writers
+
+
 def next_change(session: Session) -> int:
-    """The next number of the release/revocation sequence the query stores follow."""
+    """The next number of the release/revocation sequence the query stores and replication
+    follow; taken under a lock held until commit, so numbers commit in order."""
+    db.serialize_writers(session, CHANGES_LOCK_ID)
     current = session.scalar(select(func.max(PathogenEntry.change_seq)))
     return (current or 0) + 1
 
