@@ -128,7 +128,9 @@ def position(mutation: str) -> int:
 def analyse(organism: Organism, sequence: str) -> Analysis:
     """Align one genome to ``organism``'s reference, call its mutations and judge its quality.
 
-    Raises :class:`AlignmentError` when the sequence does not align.
+    ``extra`` holds ``coverage`` (the share of the reference covered by called bases or
+    deletions) and ``clipped`` (query bases left unaligned at the ends). Raises
+    :class:`AlignmentError` when the sequence does not align.
     """
     # Imported here: the calling modules build on this module's dataclasses.
     from genofed.pathogen import mutations, qc
