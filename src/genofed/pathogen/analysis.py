@@ -20,12 +20,13 @@ import re
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from typing import Any
 
 from genofed.pathogen import alignment as alignment_module
 from genofed.pathogen.alignment import AlignmentError, aligned_sequence
+from genofed.pathogen.clades import clade_of
 from genofed.pathogen.organisms import Organism
 
 __all__ = [
@@ -80,6 +81,7 @@ class Analysis:
     frameshifts: tuple[str, ...]
     stop_codons: tuple[str, ...]  # premature stops, ``ORF8:27``
     qc: Qc
+    clade: str | None = None  # by signature mutations (:mod:`~genofed.pathogen.clades`)
     extra: dict[str, Any] = field(default_factory=dict)  # room for later fields, kept in JSON
 
     @property
@@ -128,6 +130,7 @@ def position(mutation: str) -> int:
 def analyse(organism: Organism, sequence: str) -> Analysis:
     """Align one genome to ``organism``'s reference, call its mutations and judge its quality.
 
+    ``clade`` is the organism's clade the genome's mutations point to (None without clades).
     ``extra`` holds ``coverage`` (the share of the reference covered by called bases or
     deletions) and ``clipped`` (query bases left unaligned at the ends). Raises
     :class:`AlignmentError` when the sequence does not align.
@@ -152,7 +155,7 @@ def analyse(organism: Organism, sequence: str) -> Analysis:
         covered=aligned.end - aligned.start - nucleotides.missing_count,
         known_stop_codons=qc.KNOWN_STOP_CODONS.get(organism.name, frozenset()),
     )
-    return Analysis(
+    analysis = Analysis(
         organism=organism.name,
         length=len(sequence),
         alignment_start=aligned.start + 1,
@@ -170,6 +173,9 @@ def analyse(organism: Organism, sequence: str) -> Analysis:
         qc=qc.judge(findings),
         extra={"coverage": round(findings.coverage, 4), "clipped": aligned.clipped},
     )
+    if not organism.clades:
+        return analysis
+    return replace(analysis, clade=clade_of(organism.clades, analysis, reference.length))
 
 
 def _reference(organism: Organism) -> alignment_module.Reference:

@@ -9,13 +9,14 @@ later mutation call.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import cache
 from importlib import resources
 from pathlib import Path
 
 from genofed.errors import GenofedError
+from genofed.pathogen.clades import Clade, shipped_clades
 from genofed.pathogen.fasta import FastaRecord, iter_fasta
 from genofed.pathogen.problems import Problem
 
@@ -89,6 +90,7 @@ class Organism:
     reference: str
     features: tuple[Feature, ...]
     schema: MetadataSchema
+    clades: tuple[Clade, ...] = ()  # its clade tree, parents first; none: no clade assigned
 
     @property
     def genes(self) -> dict[str, Feature]:
@@ -126,7 +128,8 @@ def load_organism(name: str) -> Organism:
     data = resources.files("genofed.pathogen") / "data"
     fasta = (data / f"{name}.fasta").read_bytes()
     gff3 = (data / f"{name}.gff3").read_text("utf-8")
-    return build_organism(name, fasta, gff3, f"{name}.fasta", f"{name}.gff3", _BUILTIN[name])
+    organism = build_organism(name, fasta, gff3, f"{name}.fasta", f"{name}.gff3", _BUILTIN[name])
+    return replace(organism, clades=shipped_clades(name, organism.reference))
 
 
 def organism_from_files(
