@@ -47,11 +47,9 @@ import hashlib
 import importlib
 import logging
 import re
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any
 
@@ -82,8 +80,9 @@ from genofed.pathogen import acknowledgements, snapshots, terms
 from genofed.pathogen.entries import InvalidInput, NotFound
 from genofed.pathogen.lapis import lapis_router, parse_filter, read_params
 from genofed.pathogen.organisms import Organism
-from genofed.pathogen.record import OPEN, RESTRICTED, PathogenRecord
+from genofed.pathogen.record import OPEN, PathogenRecord
 from genofed.pathogen.registry import describe, get_organism, organism_names
+from genofed.pathogen.serving import LiveStores, download_refusal
 from genofed.pathogen.store import PathogenStore
 from genofed.pathogen.variant_query import QueryError
 
@@ -356,72 +355,34 @@ def queryable_problem(session: Session, name: str, reference: str) -> str | None
 
 # -- queries over the federation -------------------------------------------------------------
 
-REFRESH_SECONDS = 1.0  # a query looks for newer rows at most this often
 
-
-class FederationRecords:
+class FederationRecords(LiveStores):
     """The hub's query stores, one :class:`PathogenStore` per organism, over its replicated
     records; the database stays the truth (any number of hub processes can serve queries)."""
 
+    where = "the hub"
+
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._stores: dict[str, PathogenStore] = {}
+        super().__init__(engine)
         self._seq = 0  # the newest row read
         self._nodes: frozenset[str] = frozenset()
-        self._refreshing = threading.Lock()
-        self._checked = 0.0
         self._verdicts: dict[tuple[str, str], bool] = {}  # (organism, reference) queryable?
 
-    def start(self) -> None:
-        """Load the records in a background thread (a large federation takes a while; queries
-        meanwhile answer from what is loaded, under its data version)."""
-        threading.Thread(target=self._load, name="pathogen-load", daemon=True).start()
+    def _catch_up(self, session: Session) -> int:
+        nodes = frozenset(session.scalars(select(HubNode.id)))
+        if nodes >= self._nodes:
+            self._nodes = nodes
+            return self._read(session, self._stores)
+        # a node was removed, its records with it: new stores, swapped in when full
+        log.info("a node left the hub: rebuilding the pathogen query stores")
+        self._nodes, self._seq = nodes, 0
+        stores: dict[str, PathogenStore] = {}
+        read = self._read(session, stores)
+        self._stores = stores
+        return read
 
-    def _load(self) -> None:
-        try:
-            started = time.monotonic()
-            read = self.refresh()
-            log.info("loaded %d pathogen records in %.1f s", read, time.monotonic() - started)
-        except Exception:  # the hub serves on; queries retry the refresh
-            log.exception("loading the pathogen records failed")
-
-    def store(self, organism: str) -> PathogenStore | None:
-        """The store of ``organism`` (None: no such organism). At most every
-        :data:`REFRESH_SECONDS`, a query has a worker thread look for newer rows (another
-        hub process may have taken pushes); this query answers from what is loaded."""
-        if time.monotonic() - self._checked > REFRESH_SECONDS and not self._refreshing.locked():
-            self._checked = time.monotonic()
-            threading.Thread(target=self.refresh, kwargs={"wait": False}, daemon=True).start()
-        store = self._stores.get(organism)
-        if store is None:
-            with db.session_scope(self.engine) as session:
-                species = hub_organism(session, organism)
-            if species is None:
-                return None
-            store = self._stores.setdefault(organism, PathogenStore(species))
-        return store
-
-    def refresh(self, *, wait: bool = True) -> int:
-        """Read the rows changed since the last refresh into the stores; how many were read.
-        ``wait=False`` returns at once (0) when another thread is refreshing."""
-        if not self._refreshing.acquire(blocking=wait):
-            return 0
-        try:
-            self._checked = time.monotonic()
-            with db.session_scope(self.engine) as session:
-                nodes = frozenset(session.scalars(select(HubNode.id)))
-                if nodes >= self._nodes:
-                    self._nodes = nodes
-                    return self._read(session, self._stores)
-                # a node was removed, its records with it: new stores, swapped in when full
-                log.info("a node left the hub: rebuilding the pathogen query stores")
-                self._nodes, self._seq = nodes, 0
-                stores: dict[str, PathogenStore] = {}
-                read = self._read(session, stores)
-                self._stores = stores
-                return read
-        finally:
-            self._refreshing.release()
+    def _organism(self, session: Session, name: str) -> Organism | None:
+        return hub_organism(session, name)
 
     def _read(self, session: Session, stores: dict[str, PathogenStore]) -> int:
         read = 0
@@ -578,13 +539,7 @@ def _records(request: Request) -> FederationRecords:
 
 
 def _store(request: Request) -> PathogenStore:
-    name = request.path_params["organism"]
-    store = _records(request).store(name)
-    if store is None:
-        with db.session_scope(_records(request).engine) as session:
-            known = ", ".join(organism_names(session))
-        raise HTTPException(404, f"the hub has no organism {name[:64]!r}: choose one of {known}")
-    return store
+    return _records(request).store_or_404(request.path_params["organism"])
 
 
 def _sequences(request: Request) -> FederationSequences:
@@ -633,45 +588,19 @@ async def _downloader(request: Request) -> str:
         chosen = parse_filter(await read_params(request), store)
     except QueryError:
         return ""  # the route answers 400 with the details
-    asked = chosen.equals.get("dataUseTerms")  # the selection's own terms filter, if any
-    restricted = (
-        None
-        if asked is not None and RESTRICTED not in asked
-        else replace(chosen, equals={**chosen.equals, "dataUseTerms": (RESTRICTED,)})
-    )
+    detail = {"path": request.url.path, "query": str(request.url.query)[:500]}
 
-    def check() -> str:
+    def check() -> tuple[str, str | None]:
         with db.session_scope(db.for_writing(_records(request).engine)) as session:
             subject = _subject(session, token)
-            held = terms.accepted(session, subject)
-            problem = None
-            if OPEN not in held:
-                problem = (
-                    f"{subject} has not accepted the pathogen data-use terms at this hub: read "
-                    "them at GET /pathogen/terms and accept with POST /pathogen/terms/accept"
-                )
-            elif (
-                RESTRICTED not in held
-                and restricted is not None
-                and store.aggregated(restricted).data[0]["count"]
-            ):
-                problem = (
-                    "the selection holds records under restricted use: accept the "
-                    'restricted-use terms (POST /pathogen/terms/accept {"terms": "restricted"}) '
-                    "or add dataUseTerms=open"
-                )
-            audit.record(
-                session,
-                actor=subject,
-                action="pathogen.download",
-                outcome="denied" if problem else "allowed",
-                detail={"path": request.url.path, "query": str(request.url.query)[:500]},
+            return subject, download_refusal(
+                session, subject, store, chosen, where="at this hub", request_detail=detail
             )
-        if problem:
-            raise HTTPException(403, problem)
-        return subject
 
-    return await run_in_threadpool(check)
+    subject, problem = await run_in_threadpool(check)
+    if problem:
+        raise HTTPException(403, problem)
+    return subject
 
 
 def _acknowledgements(
