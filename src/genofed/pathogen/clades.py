@@ -210,3 +210,16 @@ def clade_of(clades: Sequence[Clade], analysis: Analysis, reference_length: int)
     mixed = [(site, site) for site in (int(code[1:]) for code in analysis.ambiguous)]
     unknown = sorted([*analysis.unknown(reference_length), *mixed])
     return assign_clade(clades, analysis.substitutions, analysis.deletions, unknown)
+
+
+def signature(clades: Sequence[Clade], name: str) -> tuple[str, ...]:
+    """Every defining mutation on the way from the root to clade ``name``, root side first."""
+    by_name = {clade.name: clade for clade in clades}
+    if name not in by_name:
+        raise CladeError(f"no clade named {name!r}; choose one of {', '.join(by_name)}")
+    path: list[Clade] = []
+    clade: Clade | None = by_name[name]
+    while clade is not None:
+        path.append(clade)
+        clade = by_name[clade.parent] if clade.parent else None
+    return tuple(mutation for clade in reversed(path) for mutation in clade.mutations)

@@ -61,6 +61,8 @@ DERIVED_FIELDS = (
     "dataUseTerms",
     "revoked",
     "release_date",
+    "clade",
+    "collection_month",  # YYYY-MM, for counts per month grouped with other fields
     *LOCATION_LEVELS,
 )
 BINNINGS = ("day", "week", "month", "year")
@@ -217,6 +219,7 @@ class PathogenStore:
 
     def _fill(self, row: int, record: PathogenRecord) -> None:
         values = dict(record.metadata)
+        collected = values.get("collection_date", "")
         values.update(
             accession=record.accession,
             accessionVersion=record.accession_version,
@@ -225,6 +228,8 @@ class PathogenStore:
             qcStatus=record.analysis.qc.status,
             dataUseTerms=record.data_use_terms,
             release_date=record.released_at.date().isoformat(),
+            clade=record.analysis.clade or "",
+            collection_month=collected[:7] if len(collected) >= 7 else "",  # not of a year
         )
         levels = self._location_levels(values.get("location", ""))
         values.update(zip(LOCATION_LEVELS, levels, strict=False))  # 'Europe / Belgium': 2 levels

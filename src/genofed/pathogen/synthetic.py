@@ -1,9 +1,10 @@
 """Synthetic SARS-CoV-2 submissions for the demo and tests: genomes and a metadata sheet.
 
-Nobody's samples: each genome is the reference plus the defining changes of a lineage (a few
-well-known ones, so that queries such as ``S:E484K`` or ``S:H69-`` have something to find),
-a couple of private substitutions, amplicon dropouts as runs of N, and trimmed ends, as real
-consensus genomes have. Everything follows from a seed.
+Nobody's samples: each genome is the reference plus the signature of a Nextstrain clade and a
+few well-known changes of it (so that queries such as ``S:E484K`` or ``S:H69-`` have something to
+find, and each genome is assigned its clade), a couple of private substitutions, amplicon
+dropouts as runs of N away from those changes, and trimmed ends, as real consensus genomes have.
+Everything follows from a seed.
 """
 
 from __future__ import annotations
@@ -14,29 +15,27 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+from genofed.pathogen.clades import signature
 from genofed.pathogen.organisms import Organism
 
 # Nucleotide changes as (position, reference, alternative); "" deletes, a longer alt inserts
-# after the reference base. The spike changes are the famous ones (D614G, E484K, N501Y, ...).
-_ANCESTRAL = ((241, "C", "T"), (3037, "C", "T"), (14408, "C", "T"), (23403, "A", "G"))
+# after the reference base. Each lineage is a shipped clade (data/sars-cov-2.clades.tsv): its
+# genomes carry the clade's whole signature (see :func:`changes`) plus these well-known changes
+# of it (D614G's companions, H69-V70 deletion, E484K, N501Y, L452R, T478K, ins214EPE, ...).
+_ANCESTRAL = ((241, "C", "T"), (3037, "C", "T"))
 LINEAGES: dict[str, tuple[tuple[int, str, str], ...]] = {
-    "B.1": _ANCESTRAL,
-    "alpha-like": (
-        *_ANCESTRAL,
-        (21765, "TACATG", ""),
-        (23063, "A", "T"),
-        (23604, "C", "A"),
-        (28881, "G", "A"),
-    ),
-    "beta-like": (*_ANCESTRAL, (22813, "G", "T"), (23012, "G", "A"), (23063, "A", "T")),
-    "delta-like": (*_ANCESTRAL, (22917, "T", "G"), (22995, "C", "A"), (23604, "C", "G")),
-    "omicron-like": (
+    "20A": _ANCESTRAL,
+    "20I": (*_ANCESTRAL, (21765, "TACATG", ""), (23604, "C", "A")),
+    "20H": (*_ANCESTRAL, (22813, "G", "T")),
+    "21A": (*_ANCESTRAL, (22917, "T", "G"), (22995, "C", "A"), (23604, "C", "G")),
+    "21K": (
         *_ANCESTRAL,
         (21765, "TACATG", ""),
         (22204, "T", "TGAGCCAGAA"),
         (22995, "C", "A"),
         (23063, "A", "T"),
     ),
+    "22B": (*_ANCESTRAL, (21765, "TACATG", ""), (22917, "T", "G"), (22995, "C", "A")),
 }
 COUNTRIES = {
     "BE": ("Belgium", ("Brussels", "Antwerp", "Ghent", "Liège")),
@@ -82,15 +81,25 @@ def outbreak(
             "assembly_method": "iVar 1.4",
             "coverage": f"{rng.randint(200, 3000)}x",
         }
-        sequence = genome(organism.reference, LINEAGES[lineage], rng)
+        sequence = genome(organism.reference, changes(organism, lineage), rng)
         samples.append(SyntheticSample(sequence_id, lineage, sequence, metadata))
     return samples
 
 
+def changes(organism: Organism, lineage: str) -> tuple[tuple[int, str, str], ...]:
+    """The edits making a genome of ``lineage``: its clade's signature and its known changes."""
+    planted = {change[0]: change for change in LINEAGES[lineage]}
+    for mutation in signature(organism.clades, lineage):
+        site, ref, alt = int(mutation[1:-1]), mutation[0], mutation[-1]
+        planted.setdefault(site, (site, ref, "" if alt == "-" else alt))
+    return tuple(sorted(planted.values()))
+
+
 def _lineage_on(since: timedelta, rng: random.Random) -> str:
     """Lineages in the order they dominated, with some overlap."""
-    order = ("B.1", "alpha-like", "beta-like", "delta-like", "omicron-like")
-    phase = min(len(order) - 1, max(0, int(since.days / 73 + rng.uniform(-0.6, 0.6))))
+    order = tuple(LINEAGES)
+    step = 365 / len(order)
+    phase = min(len(order) - 1, max(0, int(since.days / step + rng.uniform(-0.6, 0.6))))
     return order[phase]
 
 
@@ -114,6 +123,8 @@ def genome(reference: str, changes: tuple[tuple[int, str, str], ...], rng: rando
     for _ in range(rng.randint(0, 2)):  # amplicon dropouts, outside the spike gene here
         length = rng.randint(150, 300)
         begin = rng.choice((rng.randint(2000, 21000), rng.randint(25500, len(sequence) - 2000)))
+        if any(begin - 400 < site < begin + length + 400 for site in planted):
+            continue  # keep the lineage's changes readable, so that its clade is assigned
         sequence[begin : begin + length] = ["N"] * length
     head, tail = rng.randint(0, 60), rng.randint(0, 80)
     return "".join(sequence[head : len(sequence) - tail])
