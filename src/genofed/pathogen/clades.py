@@ -13,7 +13,8 @@ genome moves into a child clade when it carries that child's defining mutations,
 clade reached wins. A defining position the genome leaves unknown (N, mixed base or not covered)
 counts neither for nor against; a child is entered when every known defining mutation is
 present and at least two thirds of all of them are. Among matching siblings, the one with more
-defining mutations present wins (the more specific signature).
+defining mutations present wins (the more specific signature), unless the unknown sites leave
+another sibling as likely: then the genome stays in the parent clade rather than guess.
 """
 
 from __future__ import annotations
@@ -166,7 +167,10 @@ def assign_clade(
 ) -> str | None:
     """The deepest clade whose path of signatures the genome carries (None without clades).
 
-    ``unknown`` are the reference ranges without a usable base, inclusive and sorted.
+    ``unknown`` are the reference ranges without a usable base, inclusive and sorted. At each
+    step the child with the most defining mutations present is entered if it has its quorum,
+    unless a sibling the genome also shows some of (and none against) might, once its unknown
+    sites are read, be as specific: then the genome stays in the parent, as either is possible.
     """
     if not clades:
         return None
@@ -180,28 +184,43 @@ def assign_clade(
         at = bisect_right(starts, site) - 1
         return at >= 0 and unknown[at][1] >= site
 
-    def best(clade: Clade) -> tuple[int, int, str]:
-        """(depth, mutations present on the way, name) of the deepest clade reachable."""
-        found = [
-            (depth + 1, present + seen, name)
-            for child in children.get(clade.name, ())
-            if (seen := _present(child, carried, is_unknown)) is not None
-            for depth, present, name in [best(child)]
+    here = children[None][0]
+    while True:
+        evidence = {
+            child.name: seen
+            for child in children.get(here.name, ())
+            if (seen := _evidence(child, carried, is_unknown)) is not None
+        }
+        entered = [
+            (present, name)
+            for name, (present, unread) in evidence.items()
+            if present >= QUORUM * (present + unread)
         ]
-        return max(found, key=lambda item: item[:2], default=(0, 0, clade.name))
+        if not entered:
+            return here.name
+        present, name = max(entered)
+        if any(
+            other != name and seen and seen + unread >= present
+            for other, (seen, unread) in evidence.items()
+        ):
+            return here.name  # two children are possible: do not guess
+        here = next(child for child in children[here.name] if child.name == name)
 
-    return best(children[None][0])[2]
 
-
-def _present(clade: Clade, carried: set[str], is_unknown: Callable[[int], bool]) -> int | None:
-    """How many of ``clade``'s mutations the genome carries, or None when it is not in it."""
-    present = 0
+def _evidence(
+    clade: Clade, carried: set[str], is_unknown: Callable[[int], bool]
+) -> tuple[int, int] | None:
+    """How many of ``clade``'s mutations the genome carries and how many it leaves unknown;
+    None when it has a known base at one of them that is not the clade's."""
+    present = unread = 0
     for mutation in clade.mutations:
         if mutation in carried:
             present += 1
-        elif not is_unknown(int(mutation[1:-1])):
-            return None  # a known base that is not the clade's
-    return present if present >= QUORUM * len(clade.mutations) else None
+        elif is_unknown(int(mutation[1:-1])):
+            unread += 1
+        else:
+            return None
+    return present, unread
 
 
 def clade_of(clades: Sequence[Clade], analysis: Analysis, reference_length: int) -> str | None:
