@@ -25,7 +25,6 @@ import cProfile
 import os
 import pstats
 import random
-import resource
 import tempfile
 import time
 from collections import Counter
@@ -132,22 +131,14 @@ def one_core(organism: Organism, genomes: list[str]) -> tuple[float, float, list
     return len(genomes) / wall, len(genomes) / cpu, results
 
 
-def all_cores(organism: Organism, genomes: list[str]) -> tuple[float, float]:
-    """Genomes per second with analyse_many, and per CPU second of this process and its
-    workers together."""
-    before = _cpu_seconds()
+def all_cores(organism: Organism, genomes: list[str]) -> float:
+    """Genomes per second with analyse_many on every core (wall clock). The fork server its
+    workers come from is started first, as a running node has it (its CPU time is not ours to
+    read: the workers are the server's children)."""
+    sum(1 for _ in analyse_many(organism, genomes[:8]))
     start = time.perf_counter()
     done = sum(1 for _ in analyse_many(organism, genomes))
-    wall = time.perf_counter() - start
-    return done / wall, done / (_cpu_seconds() - before)
-
-
-def _cpu_seconds() -> float:
-    own, children = (
-        resource.getrusage(resource.RUSAGE_SELF),
-        resource.getrusage(resource.RUSAGE_CHILDREN),
-    )
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    return done / (time.perf_counter() - start)
 
 
 def mappy_rate(organism: Organism, genomes: list[str]) -> tuple[float, float] | None:
@@ -246,11 +237,8 @@ def main() -> None:
         )
         print(f"ours / mappy, per CPU second:   {cpu_rate / reference[1]:7.2f}")
     cores = os.cpu_count() or 1
-    many_rate, many_cpu_rate = all_cores(organism, sample)
-    print(
-        f"analyse_many, {cores} cores:         {many_rate:7.1f} genomes/s, "
-        f"{many_cpu_rate:.1f} per CPU second (workers and parent)"
-    )
+    many_rate = all_cores(organism, sample)
+    print(f"analyse_many, {cores} cores:         {many_rate:7.1f} genomes/s")
     print(f"load average during the run: {os.getloadavg()[0]:.1f} on {cores} cores")
     with tempfile.TemporaryDirectory(dir=args.dir) as work:
         figures = end_to_end(organism, genomes[: args.many], Path(work))

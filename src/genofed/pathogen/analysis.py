@@ -15,12 +15,15 @@ write it:
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import re
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -103,7 +106,11 @@ class Analysis:
         return tuple(ranges)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # By hand: dataclasses.asdict deep-copies every value, ~50x slower, and this runs for
+        # every record stored, released and replicated.
+        data = dict(vars(self), extra=dict(self.extra))
+        data["qc"] = dict(vars(self.qc), rules=[dict(vars(rule)) for rule in self.qc.rules])
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Analysis:
@@ -192,33 +199,48 @@ def analyse_many(
     if workers == 1:
         yield from map(partial(_analyse_or_error, organism), sequences)
         return
-    # Indexed here, before the workers start, so that forked workers share the index.
-    _warm(organism)
-    with ProcessPoolExecutor(workers, initializer=_adopt, initargs=(organism,)) as pool:
-        # A few chunks per worker in flight: the input is read as the work goes, not at once.
-        pending: deque[Future[list[Analysis | AlignmentError]]] = deque()
+    pool = _pool(workers)
+    # A few chunks per worker in flight: the input is read as the work goes, not at once.
+    pending: deque[Future[list[Analysis | AlignmentError]]] = deque()
+    try:
         for chunk in _chunked(sequences, CHUNK):
-            pending.append(pool.submit(_analyse_chunk, chunk))
+            pending.append(pool.submit(_analyse_chunk, organism, chunk))
             if len(pending) >= 3 * workers:
                 yield from pending.popleft().result()
         while pending:
             yield from pending.popleft().result()
+    except BrokenProcessPool:
+        _forget(workers, pool)  # a worker died (killed, out of memory): the next call starts anew
+        raise
+    finally:
+        for future in pending:
+            future.cancel()  # the caller stopped reading
 
 
 CHUNK = 64  # genomes per task: amortises the round trip, keeps results flowing
-_organism: Organism | None = None  # a worker's organism, set once when it starts
+# Workers come from a fork server, not by forking the caller: the node calls this from a thread
+# of a multi-threaded server, and a fork copies locks other threads may hold at that instant.
+# The server process imports this module once, and the pool lives as long as the process, so a
+# call pays no start-up (a new pool costs ~0.2 s; the node calls this for every chunk of work).
+_WORKERS = multiprocessing.get_context("forkserver")
+_WORKERS.set_forkserver_preload([__name__])
+_pools: dict[int, ProcessPoolExecutor] = {}
+_pools_lock = threading.Lock()
 
 
-def _warm(organism: Organism) -> None:
-    from genofed.pathogen import mutations
+def _pool(workers: int) -> ProcessPoolExecutor:
+    with _pools_lock:
+        pool = _pools.get(workers)
+        if pool is None:
+            pool = _pools[workers] = ProcessPoolExecutor(workers, mp_context=_WORKERS)
+        return pool
 
-    _reference(organism)
-    mutations.coding_sequences(organism.reference, organism.coding)
 
-
-def _adopt(organism: Organism) -> None:
-    global _organism
-    _organism = organism
+def _forget(workers: int, pool: ProcessPoolExecutor) -> None:
+    with _pools_lock:
+        if _pools.get(workers) is pool:
+            del _pools[workers]
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _chunked(items: Iterable[str], size: int) -> Iterator[list[str]]:
@@ -232,9 +254,8 @@ def _chunked(items: Iterable[str], size: int) -> Iterator[list[str]]:
         yield batch
 
 
-def _analyse_chunk(sequences: list[str]) -> list[Analysis | AlignmentError]:
-    assert _organism is not None, "a worker's organism is set when it starts"
-    return [_analyse_or_error(_organism, sequence) for sequence in sequences]
+def _analyse_chunk(organism: Organism, sequences: list[str]) -> list[Analysis | AlignmentError]:
+    return [_analyse_or_error(organism, sequence) for sequence in sequences]
 
 
 def _analyse_or_error(organism: Organism, sequence: str) -> Analysis | AlignmentError:
