@@ -146,23 +146,32 @@ def organism_add(
         ..., exists=True, dir_okay=False, help="Gene annotation, GFF3."
     ),
     earliest_date: str = typer.Option(..., help="Earliest plausible collection date, YYYY-MM-DD."),
+    clades: Path | None = typer.Option(
+        None,
+        exists=True,
+        dir_okay=False,
+        help="Clade tree, TSV: clade, parent, label, mutations (e.g. C241T A21765-).",
+    ),
     node: str | None = NodeOption,
     token: str | None = TokenOption,
 ) -> None:
-    """Add an organism from a reference FASTA and a GFF3 (node operators)."""
-    with (
-        _client(node, token) as client,
-        reference.open("rb") as fasta,
-        annotation.open("rb") as gff3,
-    ):
+    """Add an organism from a reference FASTA and a GFF3, and its clades (node operators)."""
+    files = {
+        "reference": (reference.name, reference.read_bytes()),
+        "annotation": (annotation.name, annotation.read_bytes()),
+    }
+    if clades is not None:
+        files["clades"] = (clades.name, clades.read_bytes())
+    with _client(node, token) as client:
         added = client.json(
             "POST",
             "/pathogen/organisms",
             f"adding {name}",
             data={"name": name, "earliest_date": earliest_date},
-            files={"reference": (reference.name, fasta), "annotation": (annotation.name, gff3)},
+            files=files,
         )
-    say(f"added {added['name']}: {added['length']} nt, genes {', '.join(added['genes'])}")
+    tree = f", {len(added['clades'])} clades" if added.get("clades") else ""
+    say(f"added {added['name']}: {added['length']} nt, genes {', '.join(added['genes'])}{tree}")
 
 
 # -- submissions --------------------------------------------------------------------------------

@@ -712,6 +712,7 @@ class PathogenOrganism(Base):
     earliest_date: Mapped[date] = mapped_column(Date)
     required: Mapped[list[str]] = mapped_column(JSON, default=list)
     optional: Mapped[list[str]] = mapped_column(JSON, default=list)
+    clades_tsv: Mapped[str | None] = mapped_column(Text)  # its clade tree, if given
     added_by: Mapped[str] = mapped_column(String(255))
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
 

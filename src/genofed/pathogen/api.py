@@ -180,17 +180,27 @@ def add_organism(
     earliest_date: date = Form(description="The earliest plausible collection date."),
     reference: UploadFile = File(description="The reference genome, one FASTA record."),
     annotation: UploadFile = File(description="Its genes and CDS, GFF3."),
+    clades: UploadFile | None = File(None, description="Its clade tree, a clades TSV."),
     who: Identity = Depends(operating),
 ) -> dict[str, Any]:
-    """Add an organism from a reference FASTA and a GFF3 annotation."""
+    """Add an organism from a reference FASTA and a GFF3 annotation (and its clades)."""
     fasta = reference.file.read()
     try:
         gff3 = annotation.file.read().decode("utf-8")
+        tree = clades.file.read().decode("utf-8") if clades else None
     except UnicodeDecodeError:
-        raise HTTPException(400, "the annotation is not UTF-8 text: send a GFF3 file") from None
+        raise HTTPException(
+            400, "the annotation or clades file is not UTF-8 text: send GFF3 and TSV files"
+        ) from None
     with _transaction(request, write=True) as session:
         organism = registry.add_organism(
-            session, name, fasta, gff3, earliest_date=earliest_date, added_by=who.subject
+            session,
+            name,
+            fasta,
+            gff3,
+            earliest_date=earliest_date,
+            added_by=who.subject,
+            clades=tree,
         )
         return registry.describe(organism)
 

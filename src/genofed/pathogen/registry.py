@@ -8,6 +8,7 @@ survive restarts and every process of the node sees them; they are checked with 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import date
 from functools import lru_cache
 
@@ -15,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from genofed.db import PathogenOrganism
+from genofed.pathogen.clades import CladeError, parse_clades
 from genofed.pathogen.entries import Conflict, InvalidInput, NotFound
 from genofed.pathogen.organisms import (
     OPTIONAL_FIELDS,
@@ -44,6 +46,7 @@ def get_organism(session: Session, name: str) -> Organism:
         row.earliest_date,
         tuple(row.required),
         tuple(row.optional),
+        row.clades_tsv,
     )
 
 
@@ -55,11 +58,15 @@ def _built(
     earliest: date,
     required: tuple[str, ...],
     optional: tuple[str, ...],
+    clades: str | None,
 ) -> Organism:
     # keyed by the stored content, so a changed row is rebuilt, an unchanged one is not
-    return build_organism(
+    organism = build_organism(
         name, fasta.encode(), gff3, f"{name}.fasta", f"{name}.gff3", earliest, required, optional
     )
+    if clades is None:
+        return organism
+    return replace(organism, clades=parse_clades(clades, f"{name}.clades.tsv", organism.reference))
 
 
 def organism_names(session: Session) -> list[str]:
@@ -77,8 +84,10 @@ def add_organism(
     added_by: str,
     required: tuple[str, ...] = REQUIRED_FIELDS,
     optional: tuple[str, ...] = OPTIONAL_FIELDS,
+    clades: str | None = None,
 ) -> Organism:
-    """Check and store an operator's organism; a taken name is a conflict (409)."""
+    """Check and store an operator's organism, with its clade tree if ``clades`` (a clades
+    TSV, see :mod:`~genofed.pathogen.clades`) is given; a taken name is a conflict (409)."""
     if not _NAME.fullmatch(name):
         raise InvalidInput(
             f"organism name {name!r}: use 2 to 64 lower-case letters, digits, '.', '_' or '-', "
@@ -91,9 +100,12 @@ def add_organism(
         organism = build_organism(
             name, fasta, gff3, f"{name}.fasta", f"{name}.gff3", earliest_date, required, optional
         )
+        if clades is not None:
+            tree = parse_clades(clades, f"{name}.clades.tsv", organism.reference)
+            organism = replace(organism, clades=tree)
     except UnicodeDecodeError:
         raise InvalidInput(f"the reference of {name!r} is not ASCII text: send a FASTA") from None
-    except OrganismError as error:
+    except (OrganismError, CladeError) as error:
         raise InvalidInput(str(error)) from None
     session.add(
         PathogenOrganism(
@@ -103,6 +115,7 @@ def add_organism(
             earliest_date=earliest_date,
             required=list(organism.schema.required),
             optional=list(organism.schema.optional),
+            clades_tsv=clades,
             added_by=added_by,
         )
     )
@@ -120,4 +133,5 @@ def describe(organism: Organism) -> dict[str, object]:
         "required": list(organism.schema.required),
         "optional": list(organism.schema.optional),
         "earliest_date": organism.schema.earliest_date.isoformat(),
+        "clades": [clade.name for clade in organism.clades],
     }
