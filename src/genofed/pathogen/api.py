@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from fastapi import (
@@ -69,6 +69,9 @@ from genofed.pathogen.entries import (
 from genofed.pathogen.node_queries import LAPIS_PREFIX, NodeQueries, lapis_routes
 from genofed.pathogen.processing import Processor
 from genofed.pathogen.record import OPEN, RESTRICTED
+
+if TYPE_CHECKING:
+    from genofed.federation.node_sync import SyncLoop
 
 SUBMITTER, CURATOR, OPERATOR = "submitter", "curator", "operator"
 MAX_DOWNLOAD = 20_000  # records per download request
@@ -146,21 +149,23 @@ def _saved(*uploads: UploadFile) -> Iterator[list[Path]]:
         yield paths
 
 
-def _published(request: Request) -> None:
-    """A release or revocation: the query stores catch up before the response (unless they
-    are being loaded or refreshed already: that refresh, or the next, takes it up)."""
-    queries: NodeQueries | None = getattr(request.app.state, "pathogen_queries", None)
+def published(app: FastAPI, *, wait: bool = False) -> None:
+    """After a release or revocation: the query stores catch up now (``wait=False``: unless a
+    refresh is under way already, which takes it up), and the hub hears of it with the next
+    sync cycle, started at once."""
+    queries: NodeQueries | None = getattr(app.state, "pathogen_queries", None)
     if queries is not None:
-        queries.refresh(wait=False)
+        queries.refresh(wait=wait)
+    federation: SyncLoop | None = getattr(app.state, "federation", None)
+    if federation is not None:
+        federation.wake()
 
 
-def _wake_processing(request: Request) -> None:
-    processor: Processor | None = getattr(request.app.state, "pathogen_processor", None)
+def wake_processing(app: FastAPI) -> None:
+    """After a submission: processing starts now rather than at its next poll."""
+    processor: Processor | None = getattr(app.state, "pathogen_processor", None)
     if processor is not None:
         processor.wake()
-
-
-# -- organisms ----------------------------------------------------------------------------------
 
 
 @router.get("/organisms")
@@ -245,7 +250,7 @@ def submit(
     if not outcome.stored:
         body["detail"] = _refusal(outcome)
         return JSONResponse(body, status_code=422)
-    _wake_processing(request)
+    wake_processing(request.app)
     return body
 
 
@@ -323,7 +328,7 @@ def approve(
     with _transaction(request, write=True) as session:
         entry = curation.approve(session, accession, who.subject, release=release)
         view = curation.entry_view(entry)
-    _published(request)
+    published(request.app)
     return view
 
 
@@ -331,7 +336,7 @@ def approve(
 def release(accession: str, request: Request, who: Identity = Depends(curating)) -> dict[str, Any]:
     with _transaction(request, write=True) as session:
         view = curation.entry_view(curation.release(session, accession, who.subject))
-    _published(request)
+    published(request.app)
     return view
 
 
@@ -353,7 +358,7 @@ def revoke(
             session, accession, who.subject, body.reason, curator=_is_curator(who)
         )
         view = curation.entry_view(entry)
-    _published(request)
+    published(request.app)
     return view
 
 
@@ -381,7 +386,7 @@ def revise(
     if not outcome.stored:
         body["detail"] = _refusal(outcome)
         return JSONResponse(body, status_code=422)
-    _wake_processing(request)
+    wake_processing(request.app)
     return body
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from genofed.db.models import PathogenSubmission
 from genofed.pathogen import curation, registry, submissions, terms
+from genofed.pathogen.api import published, wake_processing
 from genofed.pathogen.entries import Conflict, InvalidInput, NotAllowed, NotFound, PathogenError
 from genofed.pathogen.record import OPEN
 from genofed.web import render
@@ -145,7 +146,7 @@ def submit(
         return _submit_form(request, visitor, error=str(failed), status=refused(failed).status)
     if not outcome.stored:
         return _submit_form(request, visitor, outcome=outcome.to_json(), status=422)
-    _wake_processing(request)
+    wake_processing(request.app)
     kept = len(outcome.accessions)
     note = f"{kept} sequence{'s' if kept != 1 else ''} stored"
     if outcome.problems:
@@ -173,12 +174,6 @@ def _saved(*uploads: UploadFile) -> Iterator[list[Path]]:
                     out.write(chunk)
             paths.append(path)
         yield paths
-
-
-def _wake_processing(request: Request) -> None:
-    processor = getattr(request.app.state, "pathogen_processor", None)
-    if processor is not None:
-        processor.wake()
 
 
 @router.get("/pathogen/batches/{submission_id}")
@@ -271,8 +266,6 @@ def _decide(request: Request, visitor: Visitor, step: Any, done: str) -> Respons
         entry = writing(request, visitor, step)
     except PathogenError as failed:
         return render.redirect(request, "/pathogen/curation", render.Flash("error", str(failed)))
-    queries = getattr(request.app.state, "pathogen_queries", None)
-    if queries is not None:  # a release: the query stores (and charts) catch up at once
-        queries.refresh()
+    published(request.app, wait=True)  # the query stores (and charts) catch up at once
     name = f"{entry.accession}.{entry.version}"
     return render.redirect(request, "/pathogen/curation", render.Flash("ok", f"{name} {done}."))
