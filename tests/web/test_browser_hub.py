@@ -35,6 +35,7 @@ from test_browser import (
 )
 from test_browser_pathogen import (
     check_charts_match_the_api,
+    check_clade_chart_matches_the_api,
     lapis,
     outbreaks,
     release_batch,
@@ -124,6 +125,7 @@ def test_anyone_searches_asks_and_charts_then_signs_in_by_redirect(
     check_charts_match_the_api(page, hub, mutation)
     bars = page.evaluate("document.getElementById('chart-country').data[0].x")
     assert {"Belgium", "Finland", "Sweden"} & set(bars)  # both nodes' genomes in one chart
+    check_clade_chart_matches_the_api(page, hub)
     page.screenshot(path=shots / "hub-mutations-laptop.png", full_page=True)
 
     page.get_by_role("link", name="Sign in").click()
@@ -155,6 +157,7 @@ def test_every_hub_page_works_by_keyboard_is_labelled_legible_and_fits_a_tablet(
     assert answer is not None and answer.status == 200
     if name == "hub-mutations":
         expect(page.locator("#mutation-charts")).to_have_attribute("data-drawn", "true")
+        expect(page.locator("#clade-charts")).to_have_attribute("data-drawn", "true")
     page.screenshot(path=shots / f"{name}-laptop.png", full_page=True)
     assert page.locator("h1").count() == 1
     assert page.evaluate(UNLABELLED) == []

@@ -4,15 +4,17 @@ The flow: a submitter sends a batch whose sheet has a bad date and reads the rep
 field, sends it fixed, and follows it; processing (the real aligner) runs; a curator approves
 what may be released; a researcher freezes records as a snapshot set, accepts the terms and
 downloads it; the mutation page draws its charts with plotly.js from the node's LAPIS, and the
-points drawn are the API's counts. Every new page is then checked as the other pages are (skip
-link and main action by keyboard, labels, contrast, a tablet's width) and photographed, at
-laptop and tablet size, into the folder ``test_browser`` prints.
+points drawn are the API's counts, as are the clade chart's bars for every country chosen.
+Every new page is then checked as the other pages are (skip link and main action by keyboard,
+labels, contrast, a tablet's width) and photographed, at laptop and tablet size, into the
+folder ``test_browser`` prints.
 """
 
 from __future__ import annotations
 
 import io
 import zipfile
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,7 @@ from genofed.db.models import PathogenEntry, PathogenState
 from genofed.pathogen import curation, snapshots, submissions
 from genofed.pathogen.organisms import load_organism
 from genofed.pathogen.processing import process_pending
-from genofed.pathogen.synthetic import SyntheticSample, outbreak, write_submission
+from genofed.pathogen.synthetic import LINEAGES, SyntheticSample, outbreak, write_submission
 
 pytestmark = pytest.mark.slow
 LAPIS = "/pathogen/lapis/sars-cov-2"
@@ -189,6 +191,7 @@ def test_submit_curate_cite_download_and_chart(
     bob.get_by_role("button", name="Show").click()
     expect(bob.locator("#mutation-charts")).to_have_attribute("data-drawn", "true")
     check_charts_match_the_api(bob, node.url, mutation)
+    check_clade_chart_matches_the_api(bob, node.url)
     assert problems == []
     bob.screenshot(path=shots / "pathogen-mutations-laptop.png", full_page=True)
 
@@ -227,6 +230,38 @@ def check_charts_match_the_api(page: Any, base: str, mutation: str) -> None:
     assert page.locator("#chart-time .scatterlayer .point").count() == len(over_time)
     expect(page.locator("#table-country tbody tr")).to_have_count(len(carriers))  # the text
     expect(page.locator("#table-time tbody tr")).to_have_count(len(over_time))
+
+
+def check_clade_chart_matches_the_api(page: Any, base: str) -> None:
+    """For all countries and then each one chosen, the stacked bars are the API's genomes per
+    clade and month (with the month's total), and the clades are those the genomes were made of."""
+    rows = lapis(base, "/sample/aggregated", fields="clade,collectionMonth,country")
+    countries = sorted({row["country"] for row in rows if row["country"]})
+    assert countries, "no genome has a country"
+    for country in ["", *countries]:
+        page.locator("#clades-country").select_option(country)
+        expect(page.locator("#clade-charts")).to_have_attribute("data-shown", country or "all")
+        expected: Counter[tuple[str, str]] = Counter()
+        for row in rows:
+            if row["collectionMonth"] and country in ("", row["country"]):
+                expected[(row["clade"] or "unassigned", row["collectionMonth"])] += row["count"]
+        totals: Counter[str] = Counter()
+        for (_, month), count in expected.items():
+            totals[month] += count
+        drawn = page.evaluate(
+            "(() => document.getElementById('chart-clades').data.flatMap((trace) =>"
+            " trace.x.map((x, i) => [trace.name, x, trace.customdata[i][0],"
+            " trace.customdata[i][1], trace.y[i]])))()"
+        )
+        assert {(name, month): count for name, month, count, _, _ in drawn} == expected
+        for _, month, count, total, share in drawn:
+            assert total == totals[month] and share == pytest.approx(count / total)
+        assert {name for name, *_ in drawn} <= set(LINEAGES)  # every genome has its clade
+        bars = page.locator("#chart-clades .barlayer .point")
+        expect(bars).to_have_count(len(expected))
+        expect(page.locator("#table-clades tbody tr")).to_have_count(len(expected))
+    page.locator("#clades-country").select_option("")  # back to the whole picture
+    expect(page.locator("#clade-charts")).to_have_attribute("data-shown", "all")
 
 
 # -- every pathogen page ------------------------------------------------------------------------
@@ -317,6 +352,7 @@ def test_every_pathogen_page_works_by_keyboard_is_labelled_legible_and_fits_a_ta
     assert answer is not None and answer.status == 200
     if name == "pathogen-mutations":
         expect(page.locator("#mutation-charts")).to_have_attribute("data-drawn", "true")
+        expect(page.locator("#clade-charts")).to_have_attribute("data-drawn", "true")
     page.screenshot(path=shots / f"{name}-laptop.png", full_page=True)
     assert page.locator("h1").count() == 1
     assert page.evaluate(UNLABELLED) == []

@@ -1,5 +1,5 @@
 """Mutation trends: how often a mutation is seen among released pathogen genomes, over time by
-country and in total per country, in charts.
+country and in total per country, and the share of each clade per month, in charts.
 
 The page holds the form; the browser draws the charts from the LAPIS queries of the same site
 (``/pathogen/lapis/{organism}``, aggregated counts only) with ``pathogen-charts.js`` and
@@ -31,8 +31,10 @@ def mutations(
     organism: Annotated[str, Query(max_length=64)] = "",
     mutation: Annotated[str, Query(max_length=100)] = "",
     binning: Annotated[str, Query(pattern="^(week|month|year)$")] = "month",
+    country: Annotated[str, Query(max_length=100)] = "",
 ) -> Response:
-    """The query form; the browser draws the charts from the LAPIS answers."""
+    """The query form; the browser draws the charts from the LAPIS answers (the clade chart
+    for ``country`` first, all countries without)."""
     with reading(request) as session:
         organisms = registry.organism_names(session)
     chosen = organism if organism in organisms else (organisms[0] if organisms else "")
@@ -44,7 +46,12 @@ def mutations(
         title="Mutation trends",
         context={
             "organisms": organisms,
-            "asked": {"organism": chosen, "mutation": mutation.strip(), "binning": binning},
+            "asked": {
+                "organism": chosen,
+                "mutation": mutation.strip(),
+                "binning": binning,
+                "country": country.strip(),
+            },
             "lapis": LAPIS.format(organism=chosen) if chosen else "",
         },
     )
