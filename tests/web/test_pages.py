@@ -342,6 +342,7 @@ FORMS = [
     ("/portal/dac/items/1/changes", JANE),
     ("/portal/grants/G1/revoke", JANE),
     ("/portal/datasets/X/release", ALICE),
+    ("/portal/pipeline/requeue", OPS),
     ("/portal/logout", BOB),
 ]
 
@@ -655,6 +656,39 @@ def test_the_pipeline_shows_states_queues_and_stopped_files(portal: Portal) -> N
     assert "not encrypted for this node" in page.text
     assert "Error queue: 0 messages" in page.text
     assert "<meter" in page.text
+
+
+def test_the_pipeline_shows_storage_and_genomes_and_requeues_failed_messages(
+    portal: Portal,
+) -> None:
+    with db.session_scope(db.for_writing(portal.engine)) as session:
+        session.add(
+            db.Job(
+                queue="verify",
+                payload={"file_id": "F1"},
+                state=db.JobState.FAILED,
+                attempts=5,
+                last_error="storage unreachable",
+            )
+        )
+    ops = portal.client(OPS)
+    page = ops.get("/portal/pipeline")
+    assert "Storage use" in page.text and "Pathogen genomes per state" in page.text
+    storage = page.text[page.text.index("Storage use") :]
+    assert re.search(r"Archive</dt><dd>\d+ files?, [\d.]+ \w+ encrypted", storage)
+    assert re.search(r"Pathogen genomes</dt><dd>0 stored", storage)
+    assert "Error queue: 1 message" in page.text and "storage unreachable" in page.text
+    assert portal.client(BOB).post("/portal/pipeline/requeue").status_code == 403
+    done = ops.post("/portal/pipeline/requeue", data={"csrf": csrf_of(page)})
+    assert done.status_code == 303
+    assert "1 message sent back" in ops.get("/portal/pipeline").text
+    with db.session_scope(portal.engine) as session:
+        job = session.scalars(select(db.Job).where(db.Job.queue == "verify")).one()
+        assert job.state == db.JobState.READY and job.attempts == 0
+        logged = session.scalars(
+            select(db.AuditEntry).where(db.AuditEntry.action == "pipeline.requeue")
+        ).one()
+        assert logged.actor == OPS and logged.detail == {"messages": 1}
 
 
 def test_the_audit_page_verifies_the_chain_and_filters(portal: Portal) -> None:

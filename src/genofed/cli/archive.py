@@ -112,6 +112,28 @@ def errors(config: Path | None = ConfigOption, limit: int = typer.Option(50)) ->
     err_console.print(table)
 
 
+@app.command()
+def requeue(
+    queue_name: str | None = typer.Option(
+        None, "--queue", help="Only this stage's queue (e.g. verify); default: every queue."
+    ),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Send the error queue's messages back to their stages, with fresh attempts, once the
+    cause is fixed (a storage outage, a full disk, a key restored)."""
+    settings = _settings(config)
+
+    async def requeue_failed() -> int:
+        queue = _open_queue(settings)
+        try:
+            return await queue.requeue_failed(queue_name)
+        finally:
+            await queue.close()
+
+    count = run_guarded(lambda: asyncio.run(requeue_failed()))
+    say(f"{count} message{'s' if count != 1 else ''} requeued")
+
+
 @app.command("rotate-key")
 def rotate_key(config: Path | None = ConfigOption) -> None:
     """Re-seal every archived header for the node's current key, then re-verify each file.

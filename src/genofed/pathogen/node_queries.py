@@ -11,7 +11,6 @@ download is audited.
 
 from __future__ import annotations
 
-
 from fastapi import HTTPException, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session

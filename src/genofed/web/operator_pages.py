@@ -29,7 +29,7 @@ from genofed.db.models import FederationLink
 from genofed.federation.node_sync import hub_url
 from genofed.web import render
 from genofed.web.routing import PortalRoute
-from genofed.web.session import Visitor, viewing
+from genofed.web.session import Visitor, acting, engine_of, viewing
 from genofed.web.work import reading
 
 OPERATOR = "operator"
@@ -38,6 +38,7 @@ ERRORS_SHOWN = 50
 HUB_TIMEOUT_S = 5.0
 router = APIRouter(route_class=PortalRoute)
 operating = viewing(OPERATOR, doing="Looking after the node")
+requeuing = acting(OPERATOR, doing="Requeuing failed pipeline messages")
 
 
 # -- the pipeline -------------------------------------------------------------------------------
@@ -66,6 +67,17 @@ class StoppedFile:
     updated_at: datetime
 
 
+@dataclass(frozen=True)
+class StorageUse:
+    """What the node keeps, as its database records it (no walk over the stores)."""
+
+    archived_files: int
+    archived_bytes: int
+    backed_up_files: int
+    genomes: int
+    genome_bytes: int  # compressed, as stored
+
+
 @dataclass
 class Pipeline:
     """What the dashboard shows; ``queue_error`` when the queue could not be read."""
@@ -75,6 +87,38 @@ class Pipeline:
     depths: list[Count] = field(default_factory=list)
     failed: list[FailedMessage] = field(default_factory=list)
     queue_error: str | None = None
+    genomes: list[Count] = field(default_factory=list)  # pathogen entries per state
+    storage: StorageUse | None = None
+
+
+def storage_use(session: Session) -> StorageUse:
+    files, genomes = db.ArchiveFile, db.PathogenEntry
+    archived = session.execute(
+        select(
+            func.count(files.archive_path),
+            func.coalesce(func.sum(files.archive_size), 0),
+            func.count(files.backup_path),
+        )
+    ).one()
+    stored = session.execute(
+        select(func.count(), func.coalesce(func.sum(func.length(genomes.sequence)), 0))
+    ).one()
+    return StorageUse(*(int(value or 0) for value in (*archived, *stored)))
+
+
+def genome_states(session: Session) -> dict[str, int]:
+    """Pathogen entries per state, processed ones per outcome (``processed: warnings``)."""
+    entry = db.PathogenEntry
+    rows = session.execute(
+        select(entry.state, entry.outcome, func.count()).group_by(entry.state, entry.outcome)
+    ).all()
+    found: dict[str, int] = {}
+    for state, outcome, count in rows:
+        name = str(getattr(state, "value", state))
+        if name == "processed" and outcome:
+            name = f"processed: {outcome}"
+        found[name] = found.get(name, 0) + int(count)
+    return found
 
 
 def file_states(session: Session) -> dict[str, int]:
@@ -171,7 +215,12 @@ async def pipeline(request: Request, visitor: Annotated[Visitor, Depends(operati
     def from_database() -> Pipeline:
         with reading(request) as session:
             federation.link = federation_link(session, federation.hub_url)
-            return Pipeline(counts(file_states(session)), stopped_files(session))
+            return Pipeline(
+                counts(file_states(session)),
+                stopped_files(session),
+                genomes=counts(genome_states(session)),
+                storage=storage_use(session),
+            )
 
     shown = await anyio.to_thread.run_sync(from_database)
     await read_queue(request.app.state.queue, shown)
@@ -185,6 +234,27 @@ async def pipeline(request: Request, visitor: Annotated[Visitor, Depends(operati
         title="Pipeline",
         context={"pipeline": shown, "federation": federation, "body_text": _body_text},
     )
+
+
+@router.post("/pipeline/requeue")
+async def requeue(request: Request, visitor: Annotated[Visitor, Depends(requeuing)]) -> Response:
+    """Send the error queue's messages back to their stages (``genofed archive requeue``)."""
+    try:
+        count = await request.app.state.queue.requeue_failed()
+    except Exception as error:  # the broker's own errors vary: show any of them
+        problem = f"the queue cannot be reached ({type(error).__name__}: {error}); try again"
+        return render.redirect(request, "/pipeline", render.Flash("error", problem))
+    await anyio.to_thread.run_sync(
+        lambda: audit.append(
+            engine_of(request),
+            actor=visitor.subject,
+            action="pipeline.requeue",
+            outcome="allowed",
+            detail={"messages": count},
+        )
+    )
+    done = f"{count} message{'s' if count != 1 else ''} sent back to their stages."
+    return render.redirect(request, "/pipeline", render.Flash("ok", done))
 
 
 def _body_text(body: dict[str, Any]) -> str:
