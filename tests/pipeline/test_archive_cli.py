@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from conftest import Node
@@ -39,6 +40,21 @@ def test_status_and_errors(node: Node, cli: CliRunner, plain: bytes) -> None:
     assert "ready" in status.output and "error queue: 0" in status.output
     errors = cli.invoke(app, ["archive", "errors"])
     assert errors.exit_code == 0, errors.output
+
+
+def test_requeue_sends_failed_messages_back_with_fresh_attempts(node: Node, cli: CliRunner) -> None:
+    with db.session_scope(node.engine) as session:
+        for queue in ("verify", "backup"):
+            session.add(db.Job(queue=queue, payload={}, state=db.JobState.FAILED, attempts=5))
+    unknown = cli.invoke(app, ["archive", "requeue", "--queue", "verfy"])
+    assert unknown.exit_code == 1 and "verfy" in unknown.output
+    assert (
+        "1 message requeued" in cli.invoke(app, ["archive", "requeue", "--queue", "verify"]).output
+    )
+    assert "1 message requeued" in cli.invoke(app, ["archive", "requeue"]).output
+    with db.session_scope(node.engine) as session:
+        states = {job.queue: (job.state, job.attempts) for job in session.scalars(select(db.Job))}
+    assert states == {"verify": (db.JobState.READY, 0), "backup": (db.JobState.READY, 0)}
 
 
 def test_rotate_key_queues_only_files_sealed_for_another_key(
