@@ -466,12 +466,13 @@ def test_the_real_aligner_finds_the_lineages_mutations(
     assert process_pending(engine, workers=1) == 40
     queue = http.get("/pathogen/curation", headers=auth(settings, CURATOR, "curator")).json()
     by_virus = {e["virus_name"]: e for e in queue["entries"]}
-    spike = {"alpha-like": "S:N501Y", "beta-like": "S:E484K", "B.1": "S:D614G"}
+    spike = {"20I": "S:N501Y", "20H": "S:E484K", "20A": "S:D614G"}
     checked = 0
     for sample in batch:
         entry = by_virus[sample.metadata["virus_name"]]
         assert entry["outcome"] in ("ok", "warnings"), entry["qc"]
         assert "C241T" in entry["analysis"]["substitutions"]
+        assert entry["analysis"]["clade"] == sample.lineage  # lineages are shipped clades
         if sample.lineage in spike:
             assert spike[sample.lineage] in entry["analysis"]["aa_substitutions"]
             checked += 1
