@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
@@ -22,6 +23,7 @@ from genofed.pathogen.clades import (
     signature,
 )
 from genofed.pathogen.organisms import load_organism
+from genofed.pathogen.record import PathogenRecord
 from genofed.pathogen.store import PathogenStore, SampleFilter
 from genofed.pathogen.synthetic import genome
 
@@ -43,7 +45,7 @@ def _path(name: str) -> list[str]:
     return path
 
 
-def _tsv(rows: list[tuple[str, str, str, str]]) -> str:
+def _tsv(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join("\t".join(row) for row in [HEADER, *rows]) + "\n"
 
 
@@ -166,7 +168,7 @@ def test_parse_reads_a_tree_parents_first() -> None:
 )
 def test_parse_errors_name_the_problem(rows: list[tuple[str, ...]], message: str) -> None:
     with pytest.raises(CladeError, match=message):
-        parse_clades(_tsv(rows), "toy.tsv", TOY_REFERENCE)  # type: ignore[arg-type]
+        parse_clades(_tsv(rows), "toy.tsv", TOY_REFERENCE)
 
 
 def test_parse_checks_header_and_columns() -> None:
@@ -178,8 +180,8 @@ def test_parse_checks_header_and_columns() -> None:
 
 @st.composite
 def _trees(draw: st.DrawFn) -> list[Clade]:
-    name = st.from_regex(r"[A-Z][a-z0-9]{0,5}", fullmatch=True)
-    names = draw(st.lists(name, min_size=1, max_size=8, unique=True))
+    naming = st.from_regex(r"[A-Z][a-z0-9]{0,5}", fullmatch=True)
+    names = draw(st.lists(naming, min_size=1, max_size=8, unique=True))
     clades = [Clade(names[0], None, "", ())]
     for index, name in enumerate(names[1:], start=1):
         parent = names[draw(st.integers(0, index - 1))]
@@ -207,7 +209,7 @@ def test_parse_round_trips_any_tree(tree: list[Clade]) -> None:
 # -- the store ----------------------------------------------------------------------------------
 
 
-def _records(count: int, seed: int) -> list:  # type: ignore[type-arg]
+def _records(count: int, seed: int) -> list[PathogenRecord]:
     rng = random.Random(seed)
     days = ["2021-01-05", "2021-01-30", "2021-02-14", "2021-03", "2021", "2022-02-01", ""]
     return [
@@ -228,12 +230,12 @@ def test_store_groups_and_filters_clades_by_month_like_brute_force() -> None:
     answer = store.aggregated(SampleFilter(), fields)
     counted = Counter({tuple(row[f] for f in fields): row["count"] for row in answer.data})
 
-    def month(item: object) -> str | None:
-        day = item.metadata["collection_date"]  # type: ignore[attr-defined]
+    def month(item: PathogenRecord) -> str | None:
+        day = item.metadata["collection_date"]
         return day[:7] if len(day) >= 7 else None
 
-    def country(item: object) -> str | None:
-        parts = item.metadata["location"].split(" / ")  # type: ignore[attr-defined]
+    def country(item: PathogenRecord) -> str | None:
+        parts = item.metadata["location"].split(" / ")
         return parts[1] if len(parts) > 1 else None
 
     expected = Counter((r.analysis.clade, month(r), country(r)) for r in records)
