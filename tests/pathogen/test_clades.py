@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from query_support import PLACES, analysis, record
@@ -22,6 +24,7 @@ from genofed.pathogen.clades import (
     parse_clades,
     signature,
 )
+from genofed.pathogen.lapis import lapis_router
 from genofed.pathogen.organisms import load_organism
 from genofed.pathogen.record import PathogenRecord
 from genofed.pathogen.store import PathogenStore, SampleFilter
@@ -215,7 +218,7 @@ def _records(count: int, seed: int) -> list[PathogenRecord]:
     return [
         record(
             f"GFBE{number:08d}",
-            replace(analysis(), clade=rng.choice([*NAMES[:8], None])),
+            replace(analysis(), clade=rng.choice(["19A", "20A", "20I", "21A", "21K", "22B", None])),
             metadata={"collection_date": rng.choice(days), "location": rng.choice(PLACES)},
         )
         for number in range(count)
@@ -241,6 +244,26 @@ def test_store_groups_and_filters_clades_by_month_like_brute_force() -> None:
     expected = Counter((r.analysis.clade, month(r), country(r)) for r in records)
     assert counted == expected
     chosen = store.details(SampleFilter(equals={"clade": ("21K", "20A")}), ["accession"])
-    assert {row["accession"] for row in chosen.data} == {
-        r.accession for r in records if r.analysis.clade in ("21K", "20A")
-    }
+    wanted = {r.accession for r in records if r.analysis.clade in ("21K", "20A")}
+    assert {row["accession"] for row in chosen.data} == wanted and len(wanted) > 50
+
+
+def test_lapis_filters_and_groups_by_clade_and_month_over_http() -> None:
+    records = _records(200, seed=5)
+    store = PathogenStore(SARS)
+    store.add_many(records)
+    app = FastAPI()
+    app.include_router(lapis_router(lambda request: store), prefix="/lapis")
+    with TestClient(app) as client:
+        answer = client.get(
+            "/lapis/sample/aggregated",
+            params={"clade": "21K", "fields": "collectionMonth"},
+        )
+    assert answer.status_code == 200, answer.text
+    got = {row["collectionMonth"]: row["count"] for row in answer.json()["data"]}
+    months = Counter(
+        r.metadata["collection_date"][:7] if len(r.metadata["collection_date"]) >= 7 else None
+        for r in records
+        if r.analysis.clade == "21K"
+    )
+    assert got == dict(months) and sum(months.values()) > 10
