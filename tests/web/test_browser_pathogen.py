@@ -250,13 +250,17 @@ def check_clade_chart_matches_the_api(page: Any, base: str) -> None:
             totals[month] += count
         drawn = page.evaluate(
             "(() => document.getElementById('chart-clades').data.flatMap((trace) =>"
-            " trace.x.map((x, i) => [trace.name, x, trace.customdata[i][0],"
+            " trace.x.map((x, i) => [trace.customdata[i][2], x, trace.customdata[i][0],"
             " trace.customdata[i][1], trace.y[i]])))()"
         )
         assert {(name, month): count for name, month, count, _, _ in drawn} == expected
         for _, month, count, total, share in drawn:
             assert total == totals[month] and share == pytest.approx(count / total)
         assert {name for name, *_ in drawn} <= set(LINEAGES)  # every genome has its clade
+        legend = page.evaluate("document.getElementById('chart-clades').data.map((t) => t.name)")
+        labels = {clade.name: clade.label for clade in load_organism("sars-cov-2").clades}
+        named = {f"{c} ({labels[c]})" if labels.get(c) else c for c, *_ in drawn}
+        assert set(legend) == named  # "20I (Alpha)": the common names beside Nextstrain's
         bars = page.locator("#chart-clades .barlayer .point")
         expect(bars).to_have_count(len(expected))
         expect(page.locator("#table-clades tbody tr")).to_have_count(len(expected))

@@ -37,7 +37,8 @@ def mutations(
     for ``country`` first, all countries without)."""
     with reading(request) as session:
         organisms = registry.organism_names(session)
-    chosen = organism if organism in organisms else (organisms[0] if organisms else "")
+        chosen = organism if organism in organisms else (organisms[0] if organisms else "")
+        clades = registry.get_organism(session, chosen).clades if chosen else ()
     return render.page(
         request,
         "pathogen_mutations.html",
@@ -53,5 +54,6 @@ def mutations(
                 "country": country.strip(),
             },
             "lapis": LAPIS.format(organism=chosen) if chosen else "",
+            "clade_labels": {clade.name: clade.label for clade in clades if clade.label},
         },
     )

@@ -145,7 +145,9 @@ const genofedCharts = (function () {
   const { layout, config, fill } = genofedCharts;
   const status = document.getElementById("clades-status");
   const choice = document.getElementById("clades-country");
+  const labels = JSON.parse(section.dataset.cladeLabels || "{}");
   const UNASSIGNED = "unassigned";
+  const shownName = (clade) => (labels[clade] ? clade + " (" + labels[clade] + ")" : clade);
 
   function monthly(rows, country) {
     const counts = new Map();
@@ -175,10 +177,10 @@ const genofedCharts = (function () {
       const own = shown.filter((row) => row.clade === clade);
       return {
         type: "bar",
-        name: clade,
+        name: shownName(clade),
         x: own.map((row) => row.month),
         y: own.map((row) => row.count / row.total),
-        customdata: own.map((row) => [row.count, row.total]),
+        customdata: own.map((row) => [row.count, row.total, clade]),
         hovertemplate: "%{x}: %{y:.0%} (%{customdata[0]} of %{customdata[1]})<extra>%{fullData.name}</extra>",
       };
     });
@@ -196,7 +198,7 @@ const genofedCharts = (function () {
     );
     fill(
       "table-clades",
-      shown.map((row) => [row.month, row.clade, row.count, row.total, (100 * row.count / row.total).toFixed(1) + " %"])
+      shown.map((row) => [row.month, shownName(row.clade), row.count, row.total, (100 * row.count / row.total).toFixed(1) + " %"])
     );
     const genomes = shown.reduce((sum, row) => sum + row.count, 0);
     const where = choice.value || "all countries";
