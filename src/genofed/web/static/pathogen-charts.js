@@ -191,7 +191,7 @@ const genofedCharts = (function () {
         ...layout,
         barmode: "stack",
         legend: { ...layout.legend, traceorder: "normal" },
-        xaxis: { type: "category", categoryorder: "category ascending", title: { text: "month of collection" } },
+        xaxis: { type: "category", categoryorder: "category ascending" },  // months: see the caption
         yaxis: { title: { text: "share of the month's genomes" }, tickformat: ".0%", range: [0, 1.02] },
       },
       config
