@@ -217,6 +217,36 @@ def test_records_are_public_once_released_only(portal: Portal, tmp_path: Path) -
     assert own.status_code == 200 and "History" in own.text
 
 
+def test_the_curator_and_the_record_page_show_the_clade_the_aligner_found(
+    portal: Portal, tmp_path: Path
+) -> None:
+    batch = samples(6)
+    with portal.client(ALICE) as alice:
+        fasta, sheet = write_submission(batch, tmp_path)
+        page = alice.get("/portal/pathogen/submit")
+        sent = alice.post(
+            "/portal/pathogen/submit",
+            data={"csrf": csrf_of(page), "organism": "sars-cov-2"},
+            files={
+                "sequences": (fasta.name, fasta.read_bytes()),
+                "metadata": (sheet.name, sheet.read_bytes()),
+            },
+        )
+    assert sent.status_code == 303, sent.text[-800:]
+    process_pending(portal.engine, workers=1)  # the real aligner and clade assignment
+    with portal.client(CORA) as cora:
+        queue = cora.get("/portal/pathogen/curation")
+        first = re.findall(r'data-accession="([^"]+)"', queue.text)[0]
+        cora.post(f"/portal/pathogen/curation/{first}/approve", data={"csrf": csrf_of(queue)})
+    expected = {sample.lineage for sample in batch}
+    shown = set(re.findall(r"<dt>Clade</dt><dd>([^<]+)</dd>", queue.text))
+    assert shown and shown <= expected
+    with portal.client(BOB) as bob:
+        record = bob.get(f"/portal/pathogen/records/{first}")
+    clade = re.search(r"<dt>Clade</dt><dd>(\S+)", record.text)
+    assert clade and clade.group(1) in expected
+
+
 def test_a_snapshot_set_is_cited_and_downloaded_under_the_terms(
     portal: Portal, tmp_path: Path
 ) -> None:

@@ -502,6 +502,12 @@ def ask_federation_about_a_mutation(hub: Service, released: int, researcher: Per
     )  # fmt: skip
     for line in by_country.strip().splitlines():
         say(line)
+    clades = researcher.run(
+        "pathogen", "query", "aggregated", "fields=clade", "orderBy=clade", "--hub", hub.url
+    )
+    say("genomes per clade (Nextstrain, by signature mutations):")
+    for line in clades.strip().splitlines()[1:]:
+        say(f"  {line}")
     common = researcher.run(
         "pathogen", "query", "amino-acid-mutations", "minProportion=0.4", "--hub", hub.url
     )
