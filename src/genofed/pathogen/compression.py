@@ -1,4 +1,4 @@
-"""Opening possibly compressed files: gzip and xz from the standard library, zstd if installed.
+"""Opening possibly compressed files: gzip and xz from the standard library, zstd with zstandard.
 
 The format is recognised by its magic bytes, not the name: a submitter's ``.fasta`` may well be
 gzipped, and a ``.gz`` may not be.
@@ -7,11 +7,12 @@ gzipped, and a ``.gz`` may not be.
 from __future__ import annotations
 
 import gzip
-import importlib
 import io
 import lzma
 from pathlib import Path
 from typing import Any
+
+import zstandard
 
 from genofed.errors import GenofedError
 
@@ -20,7 +21,12 @@ XZ_MAGIC = b"\xfd7zXZ\x00"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 COMPRESSED_SUFFIXES = (".gz", ".xz", ".zst")
 # What a broken compressed stream raises while being read.
-STREAM_ERRORS: tuple[type[Exception], ...] = (EOFError, OSError, lzma.LZMAError)
+STREAM_ERRORS: tuple[type[Exception], ...] = (
+    EOFError,
+    OSError,
+    lzma.LZMAError,
+    zstandard.ZstdError,
+)
 
 
 class CompressionError(GenofedError):
@@ -51,16 +57,40 @@ def open_binary(path: Path) -> io.BufferedIOBase:
 
 
 def _open_zstd(path: Path) -> io.BufferedIOBase:
-    """zstd needs the optional ``zstandard`` package; without it, say so rather than misread."""
-    try:
-        zstandard: Any = importlib.import_module("zstandard")
-    except ImportError as error:
-        raise CompressionError(
-            f"{path.name} is zstd-compressed and the zstandard package is not installed",
-            "install it (pip install zstandard) or send the file uncompressed, gzip or xz",
-        ) from error
-    stream: io.BufferedIOBase = zstandard.open(path, "rb")
-    return stream
+    return io.BufferedReader(_ZstdFrames(path))
+
+
+class _ZstdFrames(io.RawIOBase):
+    """The frames of a zstd file, one after the other, refusing to end inside one: zstandard's
+    own readers stop quietly at a truncated frame, which would pass a cut sequence as whole."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("rb")
+        self._frame = zstandard.ZstdDecompressor().decompressobj()
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = self._frame.unused_data if self._frame.eof else b""
+            chunk += self._file.read(1 << 16)
+            if not chunk:
+                if not self._frame.eof:
+                    raise zstandard.ZstdError("the file ends inside a zstd frame")
+                return 0
+            if self._frame.eof:  # the next frame starts
+                self._frame = zstandard.ZstdDecompressor().decompressobj()
+            self._pending = self._frame.decompress(chunk)
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
 
 
 def base_name(name: str) -> str:
