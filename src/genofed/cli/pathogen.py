@@ -38,7 +38,22 @@ app.add_typer(terms_app, name="terms")
 app.add_typer(snapshot_app, name="snapshot")
 
 POLL_SECONDS = 1.0
-FileArgument = typer.Argument(..., exists=True, dir_okay=False, readable=True)
+SequencesArgument = typer.Argument(
+    ..., exists=True, dir_okay=False, readable=True, help="FASTA file (also .gz, .xz or .zst)."
+)
+MetadataArgument = typer.Argument(
+    ...,
+    exists=True,
+    dir_okay=False,
+    readable=True,
+    help="Metadata sheet, TSV or CSV (also compressed), one row per sequence.",
+)
+FromFileOption = typer.Option(
+    None, exists=True, dir_okay=False, help="A file of accession.versions, one per line."
+)
+AccessionsArgument = typer.Argument(
+    None, help="accession.versions, e.g. GFBEV000000000370.1 (or accessions: the newest)."
+)
 
 
 class PathogenClientError(GenofedError):
@@ -179,8 +194,8 @@ def organism_add(
 
 @app.command()
 def submit(
-    sequences: Path = FileArgument,
-    metadata: Path = FileArgument,
+    sequences: Path = SequencesArgument,
+    metadata: Path = MetadataArgument,
     organism: str = typer.Option(..., "--organism", help="e.g. sars-cov-2"),
     accept_valid: bool = typer.Option(
         False, "--accept-valid", help="Store the valid sequences when some rows have problems."
@@ -316,8 +331,8 @@ def status(
 @app.command()
 def revise(
     accession: str = typer.Argument(..., help="The released record to correct."),
-    sequences: Path = FileArgument,
-    metadata: Path = FileArgument,
+    sequences: Path = SequencesArgument,
+    metadata: Path = MetadataArgument,
     node: str | None = NodeOption,
     token: str | None = TokenOption,
 ) -> None:
@@ -362,7 +377,7 @@ def revoke(
 
 @curate_app.command("list")
 def curate_list(
-    organism: str | None = typer.Option(None),
+    organism: str | None = typer.Option(None, help="Only this organism's entries."),
     outcome: str | None = typer.Option(None, help="ok, warnings or errors"),
     node: str | None = NodeOption,
     token: str | None = TokenOption,
@@ -384,8 +399,8 @@ def curate_list(
 
 @curate_app.command("approve")
 def curate_approve(
-    accessions: list[str] = typer.Argument(None),
-    from_file: Path | None = typer.Option(None, exists=True, dir_okay=False),
+    accessions: list[str] = AccessionsArgument,
+    from_file: Path | None = FromFileOption,
     release: bool = typer.Option(True, "--release/--no-release", help="Release at once."),
     node: str | None = NodeOption,
     token: str | None = TokenOption,
@@ -443,7 +458,7 @@ def terms_accept(
 @app.command()
 def download(
     accessions: list[str] = typer.Argument(None, help="accession.versions (or accessions)."),
-    from_file: Path | None = typer.Option(None, exists=True, dir_okay=False),
+    from_file: Path | None = FromFileOption,
     out: Path = typer.Option(
         Path("."), "--out", help="Folder for sequences.fasta and acknowledgements.tsv."
     ),
@@ -470,9 +485,9 @@ def download(
 
 @snapshot_app.command("create")
 def snapshot_create(
-    accessions: list[str] = typer.Argument(None),
+    accessions: list[str] = AccessionsArgument,
     title: str = typer.Option(..., help="What the set is for, e.g. the paper's title."),
-    from_file: Path | None = typer.Option(None, exists=True, dir_okay=False),
+    from_file: Path | None = FromFileOption,
     node: str | None = NodeOption,
     token: str | None = TokenOption,
 ) -> None:
