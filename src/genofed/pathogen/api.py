@@ -17,9 +17,7 @@ each located by file, row, record and field.
 from __future__ import annotations
 
 import hashlib
-import io
 import tempfile
-import zipfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import date
@@ -50,6 +48,7 @@ from genofed.config import Settings
 from genofed.pathogen import (
     acknowledgements,
     curation,
+    downloads,
     hostlinks,
     registry,
     snapshots,
@@ -134,16 +133,23 @@ def _is_curator(who: Identity) -> bool:
 
 
 @contextmanager
-def _saved(*uploads: UploadFile) -> Iterator[list[Path]]:
-    """Uploaded files on disk under their own names (the suffix says .csv, .gz, ...)."""
+def saved_uploads(*uploads: UploadFile, max_bytes: int | None = None) -> Iterator[list[Path]]:
+    """Uploaded files on disk under their own names (the suffix says .csv, .gz, ...); more than
+    ``max_bytes`` together is refused (:class:`InvalidInput`) before it fills the disk."""
     with tempfile.TemporaryDirectory(prefix="genofed-pathogen-") as folder:
-        paths = []
+        paths, total = [], 0
         for number, upload in enumerate(uploads):
             name = Path(upload.filename or "").name or f"upload-{number}"
             path = Path(folder) / str(number) / name
             path.parent.mkdir()
             with path.open("wb") as out:
                 while chunk := upload.file.read(1 << 20):
+                    total += len(chunk)
+                    if max_bytes is not None and total > max_bytes:
+                        raise InvalidInput(
+                            f"the batch is larger than {max_bytes >> 20} MiB: split it, "
+                            "or send it with 'genofed pathogen submit'"
+                        )
                     out.write(chunk)
             paths.append(path)
         yield paths
@@ -230,7 +236,7 @@ def submit(
     with _transaction(request) as session:  # checked before the upload is stored
         chosen = registry.get_organism(session, organism)
         batch_terms = terms.check_terms(data_use_terms, restricted_until, today)
-    with _saved(sequences, metadata) as (fasta, sheet):
+    with saved_uploads(sequences, metadata) as (fasta, sheet):
         with _transaction(request) as session:  # validating takes long: no write lock yet
             report = submissions.check_batch(
                 session, who.subject, chosen, fasta, sheet, today=today
@@ -373,7 +379,10 @@ def revise(
     """Resubmit a released record: it is processed again and becomes the next version."""
     with _transaction(request) as session:
         organism = registry.get_organism(session, find_entry(session, accession).organism)
-    with _saved(sequences, metadata) as (fasta, sheet), _transaction(request, write=True) as s:
+    with (
+        saved_uploads(sequences, metadata) as (fasta, sheet),
+        _transaction(request, write=True) as s,
+    ):
         outcome = submissions.revise(
             s,
             accession=accession,
@@ -464,15 +473,9 @@ def download(body: Selection, request: Request, who: Identity = Depends(register
     detail = _download_detail(names, body.aligned)
     try:
         with _transaction(request) as session:
-            entries = by_accession_version(session, names)
-            terms.check_download(session, who.subject, entries, date.today())
-            fasta = "".join(
-                f">{name}\n{sequence}\n"
-                for name, sequence in curation.sequences(
-                    session, [f"{e.accession}.{e.version}" for e in entries], aligned=body.aligned
-                )
+            bundle = downloads.prepare(
+                session, who.subject, names, aligned=body.aligned, today=date.today()
             )
-            table = acknowledgements.table(entries)
     except HTTPException as error:
         audit.append(
             engine,
@@ -484,13 +487,9 @@ def download(body: Selection, request: Request, who: Identity = Depends(register
         raise
     audit.append(engine, actor=who.subject, action="pathogen.download", detail=detail)
     if body.format == "fasta":
-        return Response(fasta, media_type="text/x-fasta")
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
-        out.writestr("sequences.fasta", fasta)
-        out.writestr("acknowledgements.tsv", acknowledgements.render(table, "tsv"))
+        return Response(bundle.fasta, media_type="text/x-fasta")
     return Response(
-        archive.getvalue(),
+        bundle.zipped(),
         media_type="application/zip",
         headers={"Content-Disposition": 'attachment; filename="pathogen-sequences.zip"'},
     )

@@ -10,11 +10,7 @@ problem is shown by file, line or row, record and field, with its fix.
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
@@ -22,7 +18,7 @@ from sqlalchemy import select
 
 from genofed.db.models import PathogenSubmission
 from genofed.pathogen import curation, registry, submissions, terms
-from genofed.pathogen.api import published, wake_processing
+from genofed.pathogen.api import published, saved_uploads, wake_processing
 from genofed.pathogen.entries import Conflict, InvalidInput, NotAllowed, NotFound, PathogenError
 from genofed.pathogen.record import OPEN
 from genofed.web import render
@@ -126,7 +122,7 @@ def submit(
         with reading(request) as session:
             chosen = registry.get_organism(session, organism)
             batch_terms = terms.check_terms(data_use_terms, until, today)
-        with _saved(sequences, metadata) as (fasta, sheet):
+        with saved_uploads(sequences, metadata, max_bytes=MAX_UPLOAD_BYTES) as (fasta, sheet):
             outcome = writing(
                 request,
                 visitor,
@@ -153,27 +149,6 @@ def submit(
         note += f"; {len(outcome.problems)} problem(s) left the others out: see them below"
     flash = render.Flash("ok", note + ". They are processed now; this page shows their progress.")
     return render.redirect(request, f"/pathogen/batches/{outcome.submission_id}", flash)
-
-
-@contextmanager
-def _saved(*uploads: UploadFile) -> Iterator[list[Path]]:
-    """The uploads on disk under their own names (the suffix tells .tsv, .csv, .gz ...)."""
-    with tempfile.TemporaryDirectory(prefix="genofed-portal-") as folder:
-        paths, total = [], 0
-        for number, upload in enumerate(uploads):
-            path = Path(folder) / str(number) / (Path(upload.filename or "").name or "upload")
-            path.parent.mkdir()
-            with path.open("wb") as out:
-                while chunk := upload.file.read(1 << 20):
-                    total += len(chunk)
-                    if total > MAX_UPLOAD_BYTES:
-                        raise InvalidInput(
-                            f"the batch is larger than {MAX_UPLOAD_BYTES >> 20} MiB: split it, "
-                            "or send it with 'genofed pathogen submit'"
-                        )
-                    out.write(chunk)
-            paths.append(path)
-        yield paths
 
 
 @router.get("/pathogen/batches/{submission_id}")

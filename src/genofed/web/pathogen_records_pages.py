@@ -9,8 +9,6 @@ and are audited.
 
 from __future__ import annotations
 
-import io
-import zipfile
 from datetime import date
 from typing import Annotated, Any
 
@@ -19,7 +17,15 @@ from sqlalchemy import func, or_, select
 
 from genofed.access import audit
 from genofed.db.models import PathogenEntry
-from genofed.pathogen import acknowledgements, curation, hostlinks, registry, snapshots, terms
+from genofed.pathogen import (
+    acknowledgements,
+    curation,
+    downloads,
+    hostlinks,
+    registry,
+    snapshots,
+    terms,
+)
 from genofed.pathogen.entries import (
     PUBLIC_STATES,
     NotFound,
@@ -247,13 +253,9 @@ def download_snapshot(
     try:
         with reading(request) as session:
             members = snapshots.get_snapshot(session, identifier).members
-            entries = by_accession_version(session, members)
-            terms.check_download(session, visitor.subject, entries, date.today())
-            fasta = "".join(
-                f">{name}\n{sequence}\n"
-                for name, sequence in curation.sequences(session, members, aligned=aligned)
+            bundle = downloads.prepare(
+                session, visitor.subject, members, aligned=aligned, today=date.today()
             )
-            table = acknowledgements.table(entries)
     except PathogenError as failed:
         detail = {"snapshot": identifier, "reason": str(failed)[:500]}
         audit.append(
@@ -267,13 +269,9 @@ def download_snapshot(
         return render.redirect(request, back, render.Flash("error", str(failed)))
     done: dict[str, Any] = {"snapshot": identifier, "count": len(members), "aligned": aligned}
     audit.append(engine, actor=visitor.subject, action="pathogen.download", detail=done)
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
-        out.writestr("sequences.fasta", fasta)
-        out.writestr("acknowledgements.tsv", acknowledgements.render(table, "tsv"))
     name = f"{identifier}.zip"
     return Response(
-        archive.getvalue(),
+        bundle.zipped(),
         media_type="application/zip",
         headers={
             **render.SECURITY_HEADERS,
