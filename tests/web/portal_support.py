@@ -38,6 +38,8 @@ from metadata_support import SUBMITTER as ALICE
 CAROL = "carol@kuleuven.be"  # another researcher
 CORA = "cora@sciensano.be"  # a pathogen curator
 SCREENSHOTS_ENV = "GENOFED_SCREENSHOTS"
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's, installed by .ci/run; Playwright never downloads
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 PASSWORD = "correct horse battery"
 ROLES = {
     BOB: ("requester",),

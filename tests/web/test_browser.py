@@ -25,6 +25,7 @@ from portal_support import (
     ALICE,
     BOB,
     CAROL,
+    CHROMIUM,
     FITS_EPI,
     JANE,
     MARC,
@@ -35,7 +36,6 @@ from portal_support import (
     build_catalogue,
     make_node,
     portal_app,
-    screenshot_folder,
     token,
 )
 from sqlalchemy import Engine
@@ -46,8 +46,6 @@ from genofed.config import Settings
 from genofed.node.server import serving
 from genofed.web.render import SESSION_COOKIE
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 LAPTOP = {"width": 1280, "height": 800}
 TABLET = {"width": 768, "height": 1024}
 
@@ -73,22 +71,6 @@ class Served:
     url: str
     settings: Settings
     catalogue: Catalogue
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture(scope="module")
-def shots() -> Path:
-    folder = screenshot_folder()
-    folder.mkdir(parents=True, exist_ok=True)
-    print(f"portal screenshots: {folder}")
-    return folder
 
 
 def serve(folder: Path, prepare: bool = False) -> Iterator[Served]:

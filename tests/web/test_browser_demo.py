@@ -27,8 +27,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 from hub_support import VARIANT
-from portal_support import screenshot_folder
-from test_browser import ARGS, CHROMIUM, LAPTOP, expect, sync_api
+from test_browser import LAPTOP, expect
 from test_browser_pathogen import check_charts_match_the_api, lapis, varying_mutation
 
 from genofed.demo.processes import GENOFED
@@ -92,22 +91,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
             raise
     assert started.returncode == 0, log.read_text()[-3000:]
     assert "stopping the federation" in log.read_text()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture(scope="module")
-def shots() -> Path:
-    folder = screenshot_folder()
-    folder.mkdir(parents=True, exist_ok=True)
-    print(f"portal screenshots: {folder}")
-    return folder
 
 
 def sign_in(browser: Any, url: str, user: str) -> Any:

@@ -21,16 +21,12 @@ from federation_support import wait_for
 from hub_support import VARIANT, small_federation
 from network_support import Network
 from oidc_provider import API_AUDIENCE, CLIENT_ID, Provider, provider_app
-from portal_support import screenshot_folder
 from test_browser import (
-    ARGS,
-    CHROMIUM,
     LAPTOP,
     LOW_CONTRAST,
     TABLET,
     UNLABELLED,
     expect,
-    sync_api,
     tab_to_main_action,
 )
 from test_browser_pathogen import (
@@ -46,22 +42,6 @@ from genofed.config import TrustedIssuer
 from genofed.node.server import serving
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture(scope="module")
-def shots() -> Path:
-    folder = screenshot_folder()
-    folder.mkdir(parents=True, exist_ok=True)
-    print(f"portal screenshots: {folder}")
-    return folder
 
 
 @pytest.fixture(scope="module")

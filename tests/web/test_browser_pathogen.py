@@ -21,11 +21,9 @@ from typing import Any
 
 import httpx
 import pytest
-from portal_support import ALICE, BOB, CORA, screenshot_folder
+from portal_support import ALICE, BOB, CORA
 from sqlalchemy import select
 from test_browser import (
-    ARGS,
-    CHROMIUM,
     LOW_CONTRAST,
     TABLET,
     UNLABELLED,
@@ -34,7 +32,6 @@ from test_browser import (
     new_page,
     serve,
     sign_in,
-    sync_api,
     tab_to_main_action,
 )
 
@@ -47,22 +44,6 @@ from genofed.pathogen.synthetic import LINEAGES, SyntheticSample, outbreak, writ
 
 pytestmark = pytest.mark.slow
 LAPIS = "/pathogen/lapis/sars-cov-2"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture(scope="module")
-def shots() -> Path:
-    folder = screenshot_folder()
-    folder.mkdir(parents=True, exist_ok=True)
-    print(f"portal screenshots: {folder}")
-    return folder
 
 
 def outbreaks(seed: int) -> list[SyntheticSample]:
