@@ -343,18 +343,7 @@ class _Aligner:
         self.budget -= cells
         ops = affine_alignment(self.q[lo:hi], self.ref.codes[r0:r1])
         self.pieces.append((left[0], lo, left[2]))
-        qpos, rpos = lo, r0
-        for op, length in ops:
-            if op == "M":
-                self.pieces.append((qpos, qpos + length, rpos - qpos))
-                qpos += length
-                rpos += length
-            elif op == "I":
-                text = self.raw[qpos : qpos + length].tobytes().decode("ascii")
-                self.insertions.append((rpos - 1, text))
-                qpos += length
-            else:
-                rpos += length
+        self._apply(ops, lo, r0)
         right[0] = hi
         return True
 

@@ -252,6 +252,12 @@ def submit(
                 accept_valid=accept_valid,
                 terms=batch_terms,
             )
+    return _stored(request, outcome)
+
+
+def _stored(request: Request, outcome: submissions.SubmissionOutcome) -> Any:
+    """The outcome of a batch or revision: 422 with its problems when nothing was stored, else
+    its accessions, processing woken at once."""
     body = outcome.to_json()
     if not outcome.stored:
         body["detail"] = _refusal(outcome)
@@ -391,12 +397,7 @@ def revise(
             fasta=fasta,
             sheet=sheet,
         )
-    body = outcome.to_json()
-    if not outcome.stored:
-        body["detail"] = _refusal(outcome)
-        return JSONResponse(body, status_code=422)
-    wake_processing(request.app)
-    return body
+    return _stored(request, outcome)
 
 
 class HostLink(BaseModel):
